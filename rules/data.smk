@@ -1,0 +1,16 @@
+rule prepare_dataset:
+    output:
+        train="results/data/train.npz",
+        test="results/data/test.npz",
+        manifest="results/data/manifest.json",
+    log:
+        "results/logs/data/prepare_dataset.log",
+    conda:
+        "../envs/torch.yaml"
+    resources:
+        mem_mb=8000,
+        runtime=30,
+    params:
+        dataset=dataset_params(),
+    script:
+        "../scripts/prepare_data.py"

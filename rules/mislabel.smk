@@ -1,0 +1,177 @@
+# The class-pair mislabel study: populations per pair -> tidy table -> statistics -> figures.
+
+
+rule train_population:
+    input:
+        train="results/data/train.npz",
+        test="results/data/test.npz",
+    output:
+        weights="results/mislabel/populations/{pairs}/weights.safetensors",
+        metrics="results/mislabel/populations/{pairs}/metrics.parquet",
+        history="results/mislabel/populations/{pairs}/history.csv",
+    log:
+        "results/logs/mislabel/train_population/{pairs}.log",
+    benchmark:
+        "results/benchmarks/mislabel/train_population/{pairs}.tsv"
+    conda:
+        "../envs/torch.yaml"
+    resources:
+        gpu=config["resources"]["train_gpu"],
+        mem_mb=config["resources"]["train_mem_mb"],
+        runtime=config["resources"]["train_runtime"],
+    params:
+        seed=config["seed"],
+        num_classes=NUM_CLASSES,
+        mislabel=config["mislabel"],
+        model=config["model"],
+        train=config["train"],
+    script:
+        "../scripts/train_population.py"
+
+
+rule collect_metrics:
+    input:
+        expand("results/mislabel/populations/{pairs}/metrics.parquet", pairs=PACKS),
+    output:
+        table="results/mislabel/tables/per_model_class.parquet",
+        csv="results/mislabel/tables/per_model_class.csv",
+    log:
+        "results/logs/mislabel/collect_metrics.log",
+    conda:
+        "../envs/analysis.yaml"
+    resources:
+        mem_mb=4000,
+        runtime=10,
+    script:
+        "../scripts/collect_metrics.py"
+
+
+rule welch_table:
+    input:
+        "results/mislabel/tables/per_model_class.parquet",
+    output:
+        multiext("results/mislabel/tables/welch_{comparison}", *TABLE_EXTS),
+    log:
+        "results/logs/mislabel/welch_table/{comparison}.log",
+    conda:
+        "../envs/analysis.yaml"
+    resources:
+        mem_mb=4000,
+        runtime=10,
+    script:
+        "../scripts/welch_table.py"
+
+
+rule information_table:
+    input:
+        "results/mislabel/tables/per_model_class.parquet",
+    output:
+        multiext("results/mislabel/tables/information_{comparison}", *TABLE_EXTS),
+    log:
+        "results/logs/mislabel/information_table/{comparison}.log",
+    conda:
+        "../envs/analysis.yaml"
+    resources:
+        mem_mb=4000,
+        runtime=10,
+    script:
+        "../scripts/information_table.py"
+
+
+rule t_heatmap:
+    input:
+        welch="results/mislabel/tables/welch_{comparison}.parquet",
+        table="results/mislabel/tables/per_model_class.parquet",
+    output:
+        pdf="results/mislabel/figures/t_heatmap_{comparison}.pdf",
+        png=report(
+            "results/mislabel/figures/t_heatmap_{comparison}.png",
+            caption="../report/t_heatmap.rst",
+            category="Mislabel study",
+            subcategory="Welch t",
+            labels={"figure": "t heatmap", "comparison": "{comparison}"},
+        ),
+    log:
+        "results/logs/mislabel/t_heatmap/{comparison}.log",
+    conda:
+        "../envs/analysis.yaml"
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        class_groups=config["mislabel"]["class_groups"],
+    script:
+        "../scripts/t_heatmap.py"
+
+
+rule information_heatmap:
+    input:
+        information="results/mislabel/tables/information_confused_vs_clean.parquet",
+        table="results/mislabel/tables/per_model_class.parquet",
+    output:
+        pdf="results/mislabel/figures/information_heatmap_{value}.pdf",
+        png=report(
+            "results/mislabel/figures/information_heatmap_{value}.png",
+            caption="../report/information_heatmap.rst",
+            category="Mislabel study",
+            subcategory="Information (bits)",
+            labels={"figure": "information heatmap", "value": "{value}"},
+        ),
+    log:
+        "results/logs/mislabel/information_heatmap/{value}.log",
+    conda:
+        "../envs/analysis.yaml"
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    params:
+        class_groups=config["mislabel"]["class_groups"],
+    script:
+        "../scripts/information_heatmap.py"
+
+
+rule accuracy_by_pair:
+    input:
+        "results/mislabel/tables/per_model_class.parquet",
+    output:
+        pdf="results/mislabel/figures/accuracy_by_pair.pdf",
+        png=report(
+            "results/mislabel/figures/accuracy_by_pair.png",
+            caption="../report/accuracy_by_pair.rst",
+            category="Mislabel study",
+            subcategory="Accuracy",
+            labels={"figure": "accuracy by pair"},
+        ),
+    log:
+        "results/logs/mislabel/accuracy_by_pair.log",
+    conda:
+        "../envs/analysis.yaml"
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        "../scripts/accuracy_by_pair.py"
+
+
+rule class_dendrogram:
+    input:
+        welch="results/mislabel/tables/welch_confused_vs_clean.parquet",
+        table="results/mislabel/tables/per_model_class.parquet",
+    output:
+        pdf="results/mislabel/figures/class_dendrogram.pdf",
+        png=report(
+            "results/mislabel/figures/class_dendrogram.png",
+            caption="../report/class_dendrogram.rst",
+            category="Mislabel study",
+            subcategory="Clustering",
+            labels={"figure": "class dendrogram"},
+        ),
+    log:
+        "results/logs/mislabel/class_dendrogram.log",
+    conda:
+        "../envs/analysis.yaml"
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        "../scripts/class_dendrogram.py"

@@ -1,0 +1,22 @@
+"""Snakemake script of rule t_heatmap: Welch t of every (target, other) as a heatmap."""
+
+from pathlib import Path
+
+import pandas as pd
+
+from nnprobe.plots import t_heatmap
+from nnprobe.stats import class_order
+from nnprobe.workflow import logged
+
+
+def main(welch: str, table: str, pdf: str, class_groups: dict, log) -> None:
+    classes = pd.read_parquet(table, columns=["class", "class_name"]).drop_duplicates("class").sort_values("class")
+    order, spans = class_order(classes["class_name"].astype(str).tolist(), class_groups)
+    written = t_heatmap(pd.read_parquet(welch), Path(pdf).with_suffix(""), order=order, spans=spans)
+    log.info("wrote %s", [str(p) for p in written])
+
+
+if "snakemake" in globals():
+    with logged(snakemake.log[0]) as log:  # noqa: F821
+        main(snakemake.input.welch, snakemake.input.table, snakemake.output.pdf,  # noqa: F821
+             snakemake.params.class_groups, log)  # noqa: F821

@@ -1,0 +1,290 @@
+"""The population engine: train K small networks at once on one device.
+
+A population is data, not a list of modules: every parameter of the K members is stacked
+into one tensor of shape ``(K, ...)`` (:func:`torch.func.stack_module_state`), and one
+forward/backward per step evaluates all members with :func:`torch.func.vmap` over
+:func:`torch.func.functional_call` of a template module that lives on the meta device.
+Each member has its own initialisation seed, its own shuffled order of the training data
+and its own label vector. The loss is the *sum* of the members' mean losses, so each member
+receives exactly its own gradient, and Adam/SGD are element-wise, so one optimizer over the
+stacked tensors is K independent optimizers: a population of K gives the same weights as
+K separate runs with the same seeds (up to floating-point reassociation; tested).
+
+The training images stay on the device as uint8 and are normalised on the fly; an epoch's
+index permutations are drawn on the host from each member's own generator and copied to
+the device once per epoch, so nothing synchronises with the host inside an epoch.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from torch import nn
+from torch.func import functional_call, stack_module_state, vmap
+
+__all__ = [
+    "Member",
+    "Population",
+    "init_population",
+    "epoch_permutations",
+    "mix64",
+    "batch_indices",
+    "normalize",
+    "population_logits",
+    "population_loss",
+    "make_optimizer",
+    "train_population",
+    "predict_population",
+    "class_metrics",
+]
+
+
+@dataclass(frozen=True)
+class Member:
+    """One network of a population: its name, seeds and training labels."""
+
+    name: str
+    init_seed: int
+    order_seed: int
+    labels: np.ndarray  # int64 (N,), the (possibly mislabelled) training labels
+
+
+@dataclass
+class Population:
+    """Stacked parameters of K members of one architecture.
+
+    ``template`` holds the architecture on the meta device (no storage); ``params`` maps
+    each parameter name of the template to a tensor of shape ``(K, *shape)``.
+    """
+
+    template: nn.Module
+    params: dict[str, torch.Tensor]
+
+    @property
+    def size(self) -> int:
+        return next(iter(self.params.values())).shape[0]
+
+    def member_state(self, k: int) -> dict[str, torch.Tensor]:
+        """The state dict of member ``k`` (views into the stacked tensors)."""
+        return {name: p[k] for name, p in self.params.items()}
+
+
+def init_population(
+    make_model: Callable[[torch.Generator], nn.Module],
+    init_seeds: Sequence[int],
+    dtype: torch.dtype = torch.float32,
+    device: torch.device | str = "cpu",
+) -> Population:
+    """Build each member with ``make_model(generator)`` on the CPU and stack them.
+
+    Initialising on the CPU from a per-member ``torch.Generator`` makes a member's initial
+    weights independent of K, of the device and of every other member.
+    """
+    members = []
+    for seed in init_seeds:
+        generator = torch.Generator().manual_seed(int(seed))
+        members.append(make_model(generator).to(dtype))
+    params, buffers = stack_module_state(members)
+    if buffers:
+        raise ValueError(
+            f"the population engine trains stateless architectures only; got buffers "
+            f"{sorted(buffers)} (BatchNorm running statistics need one model per process)"
+        )
+    template = copy.deepcopy(members[0]).to("meta")
+    params = {name: p.detach().to(device).requires_grad_(True) for name, p in params.items()}
+    return Population(template, params)
+
+
+def _to_int64(value: int) -> int:
+    """A 64-bit unsigned constant as the signed int64 with the same bits."""
+    return value - (1 << 64) if value >= (1 << 63) else value
+
+
+_GOLDEN, _MIX1, _MIX2 = (_to_int64(c) for c in (0x9E3779B97F4A7C15, 0xBF58476D1CE4E5B9, 0x94D049BB133111EB))
+
+
+def _shift_right(x: torch.Tensor, bits: int) -> torch.Tensor:
+    """Logical right shift of int64 (torch's ``>>`` is arithmetic)."""
+    return (x >> bits) & ((1 << (64 - bits)) - 1)
+
+
+def mix64(x: torch.Tensor) -> torch.Tensor:
+    """SplitMix64 finaliser (Steele, Lea & Flood 2014) on int64 tensors, wrapping arithmetic.
+
+    A bijection of 64-bit words whose outputs pass BigCrush when fed a counter; the same bits
+    on every device, so permutations derived from it do not depend on where they are drawn.
+    """
+    x = x + _GOLDEN
+    x = (x ^ _shift_right(x, 30)) * _MIX1
+    x = (x ^ _shift_right(x, 27)) * _MIX2
+    return x ^ _shift_right(x, 31)
+
+
+def epoch_permutations(
+    order_seeds: Sequence[int], epoch: int, n: int, device: torch.device | str = "cpu"
+) -> torch.Tensor:
+    """Each member's shuffled order of ``n`` training images for ``epoch``, shape ``(K, n)``.
+
+    Member k's order is the stable argsort of 64-bit keys ``mix64(mix64(seed_k + mix64(epoch)) + i)``:
+    a uniformly random permutation that depends only on ``(order_seeds[k], epoch)``, drawn for
+    all members at once on ``device`` with no host synchronisation.
+    """
+    seeds = torch.tensor([int(s) for s in order_seeds], dtype=torch.int64, device=device)
+    epoch_key = mix64(torch.tensor(int(epoch), dtype=torch.int64, device=device))
+    member_key = mix64(seeds + epoch_key).unsqueeze(1)
+    keys = mix64(member_key + torch.arange(n, dtype=torch.int64, device=device))
+    return torch.sort(keys, dim=1, stable=True).indices
+
+
+def batch_indices(perms: torch.Tensor, batch_size: int) -> Iterator[torch.Tensor]:
+    """Slices ``(K, batch_size)`` of the permutations; the last one may be shorter (as Keras)."""
+    n = perms.shape[1]
+    for start in range(0, n, batch_size):
+        yield perms[:, start : start + batch_size]
+
+
+def normalize(images_u8: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """``(x / 255 - mean) / std`` per channel; ``images_u8`` is ``(..., C, H, W)`` uint8."""
+    x = images_u8.to(dtype) / 255.0
+    return (x - mean.to(dtype).view(-1, 1, 1)) / std.to(dtype).view(-1, 1, 1)
+
+
+def population_logits(population: Population, x: torch.Tensor) -> torch.Tensor:
+    """Logits ``(K, B, classes)`` of every member on its own batch ``x`` of shape ``(K, B, C, H, W)``."""
+
+    def member_forward(params: dict[str, torch.Tensor], xb: torch.Tensor) -> torch.Tensor:
+        return functional_call(population.template, params, (xb,))
+
+    return vmap(member_forward)(population.params, x)
+
+
+def population_loss(
+    population: Population,
+    images_u8: torch.Tensor,
+    labels: torch.Tensor,
+    idx: torch.Tensor,
+    mean: torch.Tensor,
+    std: torch.Tensor,
+) -> torch.Tensor:
+    """Sum over members of each member's mean cross-entropy on its batch ``idx`` ``(K, B)``.
+
+    ``labels`` is ``(K, N)``: member k's label for every training image (any integer dtype;
+    uint8 keeps K x N labels small on the device).
+    """
+    dtype = next(iter(population.params.values())).dtype
+    x = normalize(images_u8[idx], mean, std, dtype)
+    y = labels.gather(1, idx).long()
+    logits = population_logits(population, x)
+    losses = nn.functional.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="none")
+    return losses.view_as(y).mean(dim=1).sum()
+
+
+def make_optimizer(
+    params: Sequence[torch.Tensor], name: str = "adam", lr: float = 1e-3, eps: float = 1e-7, momentum: float = 0.0
+) -> torch.optim.Optimizer:
+    """Adam (Keras's epsilon 1e-7 by default) or SGD over the stacked tensors.
+
+    Both update rules are element-wise, so one optimizer over stacked tensors is K
+    independent optimizers. ``foreach=False`` keeps the per-element arithmetic identical
+    to a lone model's optimizer for the equivalence test.
+    """
+    if name == "adam":
+        return torch.optim.Adam(params, lr=lr, eps=eps)
+    if name == "sgd":
+        return torch.optim.SGD(params, lr=lr, momentum=momentum)
+    raise ValueError(f"optimizer must be 'adam' or 'sgd', got {name!r}")
+
+
+def train_population(
+    population: Population,
+    images_u8: torch.Tensor,
+    labels: torch.Tensor,
+    order_seeds: Sequence[int],
+    mean: torch.Tensor,
+    std: torch.Tensor,
+    epochs: int,
+    batch_size: int,
+    optimizer: torch.optim.Optimizer | None = None,
+    max_steps_per_epoch: int | None = None,
+    progress: bool = False,
+) -> list[float]:
+    """Plain training loop (no Lightning): the reference the LightningModule must match.
+
+    Returns the mean member loss of every step (synchronising once per epoch).
+    """
+    optimizer = optimizer or make_optimizer(list(population.params.values()))
+    history: list[float] = []
+    device = images_u8.device
+    for epoch in range(epochs):
+        perms = epoch_permutations(order_seeds, epoch, images_u8.shape[0], device)
+        steps = []
+        batches = batch_indices(perms, batch_size)
+        if progress:
+            from tqdm.auto import tqdm
+
+            batches = tqdm(batches, total=-(-perms.shape[1] // batch_size), desc=f"epoch {epoch + 1}/{epochs}")
+        for step, idx in enumerate(batches):
+            if max_steps_per_epoch is not None and step >= max_steps_per_epoch:
+                break
+            loss = population_loss(population, images_u8, labels, idx, mean, std)
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            optimizer.step()
+            steps.append(loss.detach())
+        history.extend((torch.stack(steps) / population.size).tolist())
+    return history
+
+
+@torch.no_grad()
+def predict_population(
+    population: Population,
+    images_u8: torch.Tensor,
+    mean: torch.Tensor,
+    std: torch.Tensor,
+    batch_size: int = 1000,
+) -> torch.Tensor:
+    """Log-softmax outputs ``(K, N, classes)`` of every member on the same images ``(N, C, H, W)``."""
+    dtype = next(iter(population.params.values())).dtype
+    k = population.size
+    out = []
+    for start in range(0, images_u8.shape[0], batch_size):
+        x = normalize(images_u8[start : start + batch_size], mean, std, dtype)
+        x = x.unsqueeze(0).expand(k, *x.shape)
+        out.append(torch.log_softmax(population_logits(population, x).float(), dim=-1))
+    return torch.cat(out, dim=1)
+
+
+def class_metrics(log_probs: torch.Tensor, labels: torch.Tensor, num_classes: int) -> dict[str, np.ndarray]:
+    """Per member and true class: accuracy, mean log2-loss, prediction counts, mean softmax.
+
+    ``log_probs`` is ``(K, N, num_classes)`` (natural log), ``labels`` the true labels ``(N,)``.
+    Returns arrays ``accuracy (K, C)``, ``logloss_bits (K, C)`` (mean of -log2 p(true class)),
+    ``confusion (K, C, C)`` (rows true class, columns predicted class), ``mean_probs (K, C, C)``
+    (rows true class: mean softmax over that class's images) and ``n_images (C,)``.
+    """
+    log_probs = log_probs.float().cpu()
+    labels = labels.cpu().long()
+    k = log_probs.shape[0]
+    onehot = nn.functional.one_hot(labels, num_classes).float()  # (N, C)
+    n_images = onehot.sum(0)  # (C,)
+    if (n_images == 0).any():
+        missing = torch.flatnonzero(n_images == 0).tolist()
+        raise ValueError(f"classes {missing} have no test images; every class needs at least one")
+    pred = log_probs.argmax(-1)  # (K, N)
+    pred_onehot = nn.functional.one_hot(pred, num_classes).float()  # (K, N, C)
+    confusion = torch.einsum("nt,knp->ktp", onehot, pred_onehot)
+    true_logp = log_probs.gather(2, labels.view(1, -1, 1).expand(k, -1, 1)).squeeze(2)  # (K, N)
+    logloss_bits = -(true_logp @ onehot) / n_images / np.log(2.0)
+    mean_probs = torch.einsum("nt,knp->ktp", onehot, log_probs.exp()) / n_images.view(1, -1, 1)
+    accuracy = torch.diagonal(confusion, dim1=1, dim2=2) / n_images
+    return {
+        "accuracy": accuracy.numpy().astype(np.float64),
+        "logloss_bits": logloss_bits.numpy().astype(np.float64),
+        "confusion": confusion.round().numpy().astype(np.int64),
+        "mean_probs": mean_probs.numpy().astype(np.float64),
+        "n_images": n_images.numpy().astype(np.int64),
+    }

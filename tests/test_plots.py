@@ -1,0 +1,105 @@
+"""Tests of nnprobe.plots (every figure writes a readable PDF + PNG) and stats.to_tables."""
+
+from __future__ import annotations
+
+import itertools
+
+import matplotlib.image as mpimg
+import numpy as np
+import pandas as pd
+import pytest
+
+from nnprobe import plots
+from nnprobe import stats as ns
+
+
+def make_table(k: int = 4, r: int = 3, seed: int = 0) -> pd.DataFrame:
+    """Small per_model_class table (all pairs + "none"); class 0 suffers when 1 is confused."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for (a, b), rep in itertools.product(
+        [*itertools.combinations(range(k), 2), (-1, -1)], range(r)
+    ):
+        for c in range(k):
+            acc = 0.8 + rng.normal(0, 0.02) - 0.3 * (c in (a, b))
+            acc -= 0.2 * (c == 0 and 1 in (a, b) and 0 not in (a, b))
+            prob = np.full(k, (1 - acc) / (k - 1))
+            prob[c] = acc
+            pred = np.round(prob * 100).astype(int)
+            rows.append(
+                {"pair": "none" if a < 0 else f"{a}-{b}", "pair_a": a, "pair_b": b,
+                 "replicate": rep, "seed": rep, "class": c, "class_name": f"class{c}",
+                 "n_images": 100, "accuracy": acc, "logloss_bits": -np.log2(acc),
+                 **{f"pred_{j}": int(pred[j]) for j in range(k)},
+                 **{f"prob_{j}": float(prob[j]) for j in range(k)}}
+            )
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture(scope="module")
+def tables():
+    tab = make_table()
+    return tab, ns.welch_table(tab), ns.information_table(tab)
+
+
+def check_written(paths, stem):
+    assert sorted(p.name for p in paths) == sorted([f"{stem.name}.pdf", f"{stem.name}.png"])
+    for p in paths:
+        assert p.exists() and p.stat().st_size > 1024, p
+    pdf = stem.with_name(stem.name + ".pdf")
+    assert pdf.read_bytes()[:5] == b"%PDF-"
+    img = mpimg.imread(stem.with_name(stem.name + ".png"))
+    assert img.ndim == 3 and img.shape[2] in (3, 4) and min(img.shape[:2]) > 100
+    # no temp files left behind
+    assert not [q for q in stem.parent.iterdir() if q.name.endswith(".tmp")]
+
+
+def test_t_heatmap(tables, tmp_path):
+    _, w, _ = tables
+    stem = tmp_path / "figs" / "t_heatmap.confused_vs_clean"
+    check_written(plots.t_heatmap(w, stem), stem)
+    order, spans = ns.class_order([f"class{i}" for i in range(4)],
+                                  {"a": ["class2", "class0"], "b": ["class1"]})
+    stem2 = tmp_path / "t_grouped"
+    check_written(plots.t_heatmap(w, stem2, order=order, spans=spans, title="grouped"), stem2)
+    with pytest.raises(ValueError, match="permutation"):
+        plots.t_heatmap(w, tmp_path / "bad", order=[0, 0, 1, 2])
+
+
+@pytest.mark.parametrize("value", ["delta_logloss_bits", "kl_bits", "kl_counts_bits"])
+def test_information_heatmap(tables, tmp_path, value):
+    _, _, info = tables
+    stem = tmp_path / f"info_{value}"
+    check_written(plots.information_heatmap(info, stem, order=[3, 2, 1, 0],
+                                            spans=[("x", 0, 2), ("y", 2, 4)], value=value), stem)
+
+
+def test_accuracy_by_pair(tables, tmp_path):
+    tab, _, _ = tables
+    stem = tmp_path / "accuracy_by_pair"
+    check_written(plots.accuracy_by_pair(tab, stem), stem)
+    stem2 = tmp_path / "accuracy_no_names"
+    check_written(plots.accuracy_by_pair(tab.drop(columns="class_name"), stem2), stem2)
+
+
+def test_class_dendrogram(tables, tmp_path):
+    _, w, _ = tables
+    z = ns.class_linkage(w)
+    stem = tmp_path / "dendrogram"
+    check_written(plots.class_dendrogram(z, [f"class{i}" for i in range(4)], stem), stem)
+    with pytest.raises(ValueError, match="4 leaves"):
+        plots.class_dendrogram(z, ["a", "b"], tmp_path / "bad")
+
+
+def test_to_tables_roundtrip(tables, tmp_path):
+    _, w, _ = tables
+    stem = tmp_path / "new" / "dir" / "welch.confused_vs_clean"
+    ns.to_tables(w, stem)
+    files = {p.name for p in stem.parent.iterdir()}
+    assert files == {f"{stem.name}.{s}" for s in ("parquet", "csv", "md")}
+    back = pd.read_parquet(stem.with_name(stem.name + ".parquet"))
+    pd.testing.assert_frame_equal(back, w, check_dtype=False)
+    csv = pd.read_csv(stem.with_name(stem.name + ".csv"))
+    assert list(csv.columns) == list(w.columns) and len(csv) == len(w)
+    md = stem.with_name(stem.name + ".md").read_text()
+    assert md.lstrip("| ").startswith("target") and md.count("\n") == len(w) + 2
