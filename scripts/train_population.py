@@ -43,7 +43,7 @@ def main(inputs, outputs, pairs: list[str], seed: int, num_classes: int, mislabe
         return keras_cnn(channels, num_classes, height, padding, generator)
 
     dtype = PRECISION_DTYPES.get(train["precision"], torch.float32)
-    population = init_population(make_model, [m.init_seed for m in members], dtype=dtype)
+    population = init_population(make_model, [m.init_seed for m in members], dtype=dtype, layout=train["layout"])
     log.info("pairs %s: %d members, %d training images %s, mean %s std %s", "+".join(pairs), len(members),
              len(train_split.labels), train_split.images.shape[1:], mean.round(4), std.round(4))
     started = time.perf_counter()
@@ -64,11 +64,14 @@ def main(inputs, outputs, pairs: list[str], seed: int, num_classes: int, mislabe
             accelerator=train["accelerator"],
             log_dir=Path(tmp),
             progress=train["progress"],
+            compile_mode=None if train["compile"] == "none" else train["compile"],
         )
         shutil.copyfile(Path(tmp) / "metrics.csv", outputs.history)
     seconds = time.perf_counter() - started
     images_seen = len(members) * len(train_split.labels) * train["epochs"]
     log.info("trained in %.1f s: %.0f model-images/s", seconds, images_seen / seconds)
+    if torch.cuda.is_available():
+        log.info("peak GPU memory allocated: %.2f GiB", torch.cuda.max_memory_allocated() / 2**30)
 
     metrics = evaluate_population(trained, test_split.images, test_split.labels, mean, std, num_classes,
                                   default_device(train["accelerator"]))

@@ -16,6 +16,7 @@ from nnprobe.population import (
     init_population,
     make_optimizer,
     normalize,
+    population_logits,
     predict_population,
     train_population,
 )
@@ -136,3 +137,35 @@ def test_predict_population_shape(data):
     out = predict_population(pop, images, mean.float(), std.float(), batch_size=40)
     assert out.shape == (2, N, CLASSES)
     torch.testing.assert_close(out.exp().sum(-1), torch.ones(2, N))
+
+
+@pytest.mark.parametrize("layout", ["grouped", "gemm"])
+def test_packed_layouts_equal_vmap(data, layout):
+    images, members, mean, std = data
+    seeds = [m.init_seed for m in members]
+    vm = init_population(tiny_model, seeds, dtype=torch.float64)
+    gr = init_population(tiny_model, seeds, dtype=torch.float64, layout=layout)
+    x = normalize(images[:16], mean, std, torch.float64).expand(3, 16, C, H, H)
+    torch.testing.assert_close(population_logits(gr, x), population_logits(vm, x), rtol=1e-10, atol=1e-12)
+    labels = torch.as_tensor(np.stack([m.labels for m in members]))
+    orders = [m.order_seed for m in members]
+    train_population(vm, images, labels, orders, mean, std, epochs=1, batch_size=16)
+    train_population(gr, images, labels, orders, mean, std, epochs=1, batch_size=16)
+    for name in vm.params:
+        torch.testing.assert_close(gr.params[name], vm.params[name], rtol=1e-9, atol=1e-11)
+
+
+@pytest.mark.parametrize("layout", ["grouped", "gemm"])
+def test_packed_layouts_on_the_paper_cnn(layout):
+    """The 32x32 'valid' CNN: the packed layouts compute each member's own forward."""
+    gen = [torch.Generator().manual_seed(s) for s in (1, 2)]
+    models = [keras_cnn(generator=g).double() for g in gen]
+    pop = init_population(lambda g: keras_cnn(generator=g), [1, 2], dtype=torch.float64, layout=layout)
+    x = torch.randn(2, 5, 3, 32, 32, dtype=torch.float64)
+    expected = torch.stack([m(x[k]) for k, m in enumerate(models)])
+    torch.testing.assert_close(population_logits(pop, x), expected, rtol=1e-10, atol=1e-12)
+
+
+def test_unknown_layout_is_rejected():
+    with pytest.raises(ValueError, match="layout must be one of"):
+        init_population(tiny_model, [1], layout="packed")

@@ -34,6 +34,7 @@ __all__ = [
     "mix64",
     "batch_indices",
     "normalize",
+    "LAYOUTS",
     "population_logits",
     "population_loss",
     "make_optimizer",
@@ -63,6 +64,16 @@ class Population:
 
     template: nn.Module
     params: dict[str, torch.Tensor]
+    layout: str = "vmap"
+
+    def __post_init__(self) -> None:
+        if self.layout not in LAYOUTS:
+            raise ValueError(f"population layout must be one of {LAYOUTS}, got {self.layout!r}")
+        if self.layout != "vmap" and not hasattr(self.template, f"{self.layout}_forward"):
+            raise ValueError(
+                f"layout {self.layout!r} needs an architecture with a {self.layout}_forward method; "
+                f"{type(self.template).__name__} has none: use layout 'vmap'"
+            )
 
     @property
     def size(self) -> int:
@@ -78,6 +89,7 @@ def init_population(
     init_seeds: Sequence[int],
     dtype: torch.dtype = torch.float32,
     device: torch.device | str = "cpu",
+    layout: str = "vmap",
 ) -> Population:
     """Build each member with ``make_model(generator)`` on the CPU and stack them.
 
@@ -96,7 +108,7 @@ def init_population(
         )
     template = copy.deepcopy(members[0]).to("meta")
     params = {name: p.detach().to(device).requires_grad_(True) for name, p in params.items()}
-    return Population(template, params)
+    return Population(template, params, layout)
 
 
 def _to_int64(value: int) -> int:
@@ -153,8 +165,19 @@ def normalize(images_u8: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, dt
     return (x - mean.to(dtype).view(-1, 1, 1)) / std.to(dtype).view(-1, 1, 1)
 
 
+LAYOUTS = ("vmap", "grouped", "gemm")
+
+
 def population_logits(population: Population, x: torch.Tensor) -> torch.Tensor:
-    """Logits ``(K, B, classes)`` of every member on its own batch ``x`` of shape ``(K, B, C, H, W)``."""
+    """Logits ``(K, B, classes)`` of every member on its own batch ``x`` of shape ``(K, B, C, H, W)``.
+
+    ``population.layout`` chooses how: ``"vmap"`` maps the template's ``forward`` over the
+    members (any stateless architecture); ``"grouped"`` calls the template's
+    ``grouped_forward`` (members packed as grouped convolutions and batched matrix products),
+    which is what ``torch.compile`` turns into the fastest kernels.
+    """
+    if population.layout != "vmap":
+        return getattr(population.template, f"{population.layout}_forward")(population.params, x)
 
     def member_forward(params: dict[str, torch.Tensor], xb: torch.Tensor) -> torch.Tensor:
         return functional_call(population.template, params, (xb,))
@@ -184,7 +207,12 @@ def population_loss(
 
 
 def make_optimizer(
-    params: Sequence[torch.Tensor], name: str = "adam", lr: float = 1e-3, eps: float = 1e-7, momentum: float = 0.0
+    params: Sequence[torch.Tensor],
+    name: str = "adam",
+    lr: float = 1e-3,
+    eps: float = 1e-7,
+    momentum: float = 0.0,
+    fused: bool = False,
 ) -> torch.optim.Optimizer:
     """Adam (Keras's epsilon 1e-7 by default) or SGD over the stacked tensors.
 

@@ -65,10 +65,12 @@ class PopulationModule(pl.LightningModule):
         optimizer: str = "adam",
         lr: float = 1e-3,
         eps: float = 1e-7,
+        compile_mode: str | None = None,
     ) -> None:
         super().__init__()
         # Outside the module tree: the Trainer must neither move nor optimise the template.
         self.__dict__["template"] = population.template
+        self.layout = population.layout
         self.names = list(population.params)
         self.stacked = nn.ParameterList(nn.Parameter(p.detach().clone()) for p in population.params.values())
         self.register_buffer("images", images_u8, persistent=False)
@@ -78,22 +80,24 @@ class PopulationModule(pl.LightningModule):
         self.order_seeds = [int(s) for s in order_seeds]
         self.batch_size = batch_size
         self.optimizer_args = {"name": optimizer, "lr": lr, "eps": eps}
+        # torch.compile of the loss (forward; Lightning runs backward and the optimizer step).
+        self.loss_fn = population_loss if compile_mode is None else torch.compile(population_loss, mode=compile_mode)
 
     def population(self) -> Population:
         """The current members as a Population (views of this module's parameters)."""
-        return Population(self.template, dict(zip(self.names, self.stacked)))
+        return Population(self.template, dict(zip(self.names, self.stacked)), self.layout)
 
     def train_dataloader(self) -> _EpochBatches:
         return _EpochBatches(self)
 
     def training_step(self, idx: torch.Tensor, batch_idx: int) -> torch.Tensor:
-        loss = population_loss(self.population(), self.images, self.labels, idx, self.mean, self.std)
+        loss = self.loss_fn(self.population(), self.images, self.labels, idx, self.mean, self.std)
         # Epoch-level only: a per-step value would synchronise with the host every step.
         self.log("train_loss", loss.detach() / len(self.order_seeds), on_step=False, on_epoch=True, prog_bar=True)
         return loss
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return make_optimizer(list(self.stacked), **self.optimizer_args)
+        return make_optimizer(list(self.stacked), fused=self.device.type == "cuda", **self.optimizer_args)
 
 
 def compact_labels(labels: np.ndarray | torch.Tensor) -> torch.Tensor:
@@ -120,12 +124,14 @@ def fit_population(
     accelerator: str = "auto",
     log_dir: Path | None = None,
     progress: bool = True,
+    compile_mode: str | None = None,
 ) -> Population:
     """Train ``population`` for ``epochs`` with a Lightning Trainer; return the trained members.
 
     ``labels`` is ``(K, N)``: each member's training labels. With ``log_dir`` the mean member
     loss of every epoch is written to ``log_dir/metrics.csv`` (Lightning's CSVLogger).
-    The returned population holds detached CPU tensors.
+    The returned population holds detached CPU tensors. ``compile_mode`` (``"default"``,
+    ``"reduce-overhead"`` for CUDA graphs, ...) compiles the loss with ``torch.compile``.
     """
     if precision not in PRECISIONS:
         raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
@@ -140,6 +146,7 @@ def fit_population(
         optimizer,
         lr,
         eps,
+        compile_mode,
     )
     logger: pl.loggers.Logger | bool = False
     if log_dir is not None:
@@ -164,6 +171,7 @@ def fit_population(
     return Population(
         trained.template,
         {name: p.detach().to("cpu") for name, p in trained.params.items()},
+        trained.layout,
     )
 
 
@@ -185,7 +193,9 @@ def evaluate_population(
     batch_size: int = 1000,
 ) -> dict[str, np.ndarray]:
     """Per-member, per-class test metrics (:func:`~nnprobe.population.class_metrics`) on ``device``."""
-    on_device = Population(population.template, {n: p.to(device) for n, p in population.params.items()})
+    on_device = Population(
+        population.template, {n: p.to(device) for n, p in population.params.items()}, population.layout
+    )
     log_probs = predict_population(
         on_device,
         torch.as_tensor(images_u8).to(device),

@@ -1,0 +1,272 @@
+"""Benchmark of population training: model-images per second, measured in one run.
+
+Mode ``throughput`` times, on the same device and the same data, (a) one model at a time in
+a Lightning loop, (b) one model at a time in a plain PyTorch loop with the data on the
+device, and (c) the population engine at several K, layouts, precisions and torch.compile
+modes; it prints every figure and its ratio against (a).
+
+Mode ``study`` runs the real mislabel study end to end through Snakemake (the command it
+runs is printed) and prints its wall time, the training jobs' peak GPU memory and
+throughput, and the fraction of the GPU's dense bf16 peak that the training FLOPs reached.
+
+Examples::
+
+    python bench/population.py throughput --data cifar10-jpeg   # needs NNPROBE_DATA
+    python bench/population.py throughput --synthetic --device cpu --variants vmap:4:fp32
+    python bench/population.py study --pairs-per-job 23 --precision bf16-mixed --compile default
+"""
+
+import argparse
+import json
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from nnprobe.models import keras_cnn
+from nnprobe.population import epoch_permutations, init_population, make_optimizer, normalize, population_loss
+from nnprobe.training import fit_population
+
+ROOT = Path(__file__).resolve().parents[1]
+# Forward FLOPs of the 32x32x3 Keras CNN per image (multiply-adds x 2): conv 1.56M + 6.23M + 1.18M, dense 0.13M.
+FORWARD_FLOPS = 2 * (30 * 30 * 32 * 27 + 13 * 13 * 64 * 288 + 4 * 4 * 64 * 576 + 1024 * 64 + 64 * 10)
+TRAIN_FLOPS = 3 * FORWARD_FLOPS  # forward + backward (two products per layer)
+H100_BF16_DENSE = 989e12  # H100 SXM dense bf16 tensor-core peak, FLOP/s (datasheet)
+
+
+def load_data(args: argparse.Namespace) -> tuple[torch.Tensor, torch.Tensor, list[float], list[float]]:
+    if args.synthetic:
+        rng = np.random.default_rng(0)
+        images = rng.integers(0, 256, size=(args.images, 3, 32, 32), dtype=np.uint8)
+        labels = rng.integers(0, 10, size=args.images)
+    else:
+        from nnprobe.data import load_image_folder
+
+        root = Path(os.environ.get("NNPROBE_DATA", "")) / args.data
+        splits, _ = load_image_folder(root)
+        images, labels = splits["train"].images[: args.images], splits["train"].labels[: args.images]
+    x = torch.as_tensor(images)
+    mean = (x.float() / 255).mean(dim=(0, 2, 3)).tolist()
+    std = (x.float() / 255).std(dim=(0, 2, 3)).tolist()
+    return x, torch.as_tensor(labels), mean, std
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
+
+
+def time_plain_module(images, labels, mean, std, device, steps: int, batch: int) -> float:
+    """(b) One ordinary nn.Module, data on the device, Adam, no Lightning: model-images/s."""
+    model = keras_cnn(generator=torch.Generator().manual_seed(0)).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7)
+    images, labels = images.to(device), labels.to(device)
+    mean_t, std_t = torch.tensor(mean, device=device), torch.tensor(std, device=device)
+    perm = epoch_permutations([1], 0, images.shape[0], device)[0]
+
+    def run(n: int) -> None:
+        for s in range(n):
+            idx = perm[(s * batch) % (perm.numel() - batch) :][:batch]
+            loss = nn.functional.cross_entropy(model(normalize(images[idx], mean_t, std_t, torch.float32)), labels[idx])
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+
+    run(20)
+    sync(device)
+    start = time.perf_counter()
+    run(steps)
+    sync(device)
+    return steps * batch / (time.perf_counter() - start)
+
+
+def time_lightning_single(images, labels, mean, std, device, steps: int, batch: int) -> float:
+    """(a) One model at a time through the Lightning Trainer (the engine at K=1, eager, vmap)."""
+    n = steps * batch
+    sub_x, sub_y = images[:n], labels[:n].unsqueeze(0)
+    accelerator = "gpu" if device.type == "cuda" else "cpu"
+    warm = init_population(lambda g: keras_cnn(generator=g), [0])
+    fit_population(warm, sub_x[: 20 * batch], sub_y[:, : 20 * batch], [1], mean, std, 1, batch,
+                   accelerator=accelerator, progress=False)
+    pop = init_population(lambda g: keras_cnn(generator=g), [0])
+    sync(device)
+    start = time.perf_counter()
+    fit_population(pop, sub_x, sub_y, [1], mean, std, 1, batch, accelerator=accelerator, progress=False)
+    sync(device)
+    return n / (time.perf_counter() - start)
+
+
+def time_population(images, labels, mean, std, device, k: int, layout: str, precision: str,
+                    compile_mode: str | None, steps: int, batch: int) -> tuple[float, float]:
+    """(c) The engine's training step (loss, backward, fused Adam) for K members: model-images/s, peak GiB."""
+    pop = init_population(lambda g: keras_cnn(generator=g), range(k), device=device, layout=layout)
+    x = images.to(device)
+    y = labels.to(device).to(torch.uint8).unsqueeze(0).expand(k, -1).contiguous()
+    mean_t = torch.tensor(mean, dtype=torch.float64, device=device)
+    std_t = torch.tensor(std, dtype=torch.float64, device=device)
+    opt = make_optimizer(list(pop.params.values()), fused=device.type == "cuda")
+    loss_fn = population_loss if compile_mode is None else torch.compile(population_loss, mode=compile_mode)
+    perms = epoch_permutations(range(k), 0, x.shape[0], device)
+    starts = range(0, x.shape[0] - batch + 1, batch)
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bf16")
+    # tf32: float32 tensors, matrix products on tensor cores in TF32 (cuDNN convolutions use TF32 by default).
+    torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
+
+    def run(n: int) -> None:
+        for s in range(n):
+            start = starts[s % len(starts)]
+            with autocast:
+                loss = loss_fn(pop, x, y, perms[:, start : start + batch], mean_t, std_t)
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    run(max(10, steps // 5))
+    sync(device)
+    begin = time.perf_counter()
+    run(steps)
+    sync(device)
+    rate = steps * batch * k / (time.perf_counter() - begin)
+    peak = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else float("nan")
+    return rate, peak
+
+
+def throughput(args: argparse.Namespace) -> None:
+    device = torch.device(args.device)
+    images, labels, mean, std = load_data(args)
+    print(f"device: {torch.cuda.get_device_name() if device.type == 'cuda' else 'cpu'}, torch {torch.__version__}, "
+          f"{images.shape[0]} images, batch {args.batch} per model", flush=True)
+    rows = []
+    if not args.skip_single:
+        rows.append(("(a) Lightning, one model", time_lightning_single(images, labels, mean, std, device,
+                                                                     args.single_steps, args.batch), float("nan")))
+        print(rows[-1], flush=True)
+        rows.append(("(b) plain loop, one model", time_plain_module(images, labels, mean, std, device,
+                                                                    args.single_steps, args.batch), float("nan")))
+        print(rows[-1], flush=True)
+    for spec in args.variants:
+        layout, k, precision, *compile_mode = spec.split(":")
+        mode = compile_mode[0] if compile_mode else None
+        label = f"(c) {layout} K={k} {precision}" + (f" compile={mode}" if mode else "")
+        try:
+            rate, peak = time_population(images, labels, mean, std, device, int(k), layout, precision, mode,
+                                         args.steps, args.batch)
+        except Exception as error:  # report and go on: one failing variant must not hide the others
+            print(f"{label}: failed: {type(error).__name__}: {str(error)[:300]}", flush=True)
+            continue
+        rows.append((label, rate, peak))
+        print(rows[-1], flush=True)
+    reference = rows[0][1] if not args.skip_single else rows[0][1]
+    print(f"\n{'variant':55s} {'model-images/s':>15s} {'x (a)':>8s} {'peak GiB':>9s} {'bf16 peak %':>11s}")
+    for label, rate, peak in rows:
+        print(f"{label:55s} {rate:15,.0f} {rate / reference:8.1f} {peak:9.2f} "
+              f"{100 * rate * TRAIN_FLOPS / H100_BF16_DENSE:11.2f}")
+    if args.json:
+        Path(args.json).write_text(json.dumps([{"variant": r[0], "images_per_s": r[1], "peak_gib": r[2]} for r in rows]))
+
+
+def profile(args: argparse.Namespace) -> None:
+    """Top CUDA kernels of the engine's training step for each variant (torch.profiler)."""
+    from torch.profiler import ProfilerActivity
+    from torch.profiler import profile as torch_profile
+
+    device = torch.device(args.device)
+    images, labels, mean, std = load_data(args)
+    for spec in args.variants:
+        layout, k, precision, *compile_mode = spec.split(":")
+        with torch_profile(activities=[ProfilerActivity.CUDA]) as prof:
+            rate, _ = time_population(images, labels, mean, std, device, int(k), layout, precision,
+                                      compile_mode[0] if compile_mode else None, args.steps, args.batch)
+        print(f"\n== {spec}: {rate:,.0f} model-images/s (under the profiler)")
+        print(prof.key_averages().table(sort_by="cuda_time_total", row_limit=14, max_name_column_width=70))
+
+
+def study(args: argparse.Namespace) -> None:
+    """Time the real study end to end through Snakemake."""
+    workdir = Path(args.workdir).resolve()
+    dataset = {"source": "image_folder", "root": str(Path(os.environ["NNPROBE_DATA"]) / args.data)}
+    workdir.mkdir(parents=True, exist_ok=True)
+    override = workdir / "bench-override.yaml"  # a YAML file keeps numbers numbers (--config k={...} does not)
+    override.write_text(json.dumps({
+        "dataset": {"source": "image_folder", "root": str(Path(os.environ["NNPROBE_DATA"]) / args.data)},
+        "mislabel": {"pairs_per_job": args.pairs_per_job, "replicates": args.replicates},
+        "train": {"precision": args.precision, "compile": args.compile, "layout": args.layout,
+                  "epochs": args.epochs, "progress": False},
+    }))
+    snakemake = shutil.which("snakemake") or str(Path(sys.executable).parent / "snakemake")
+    cmd = [snakemake, "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir),
+           "--configfile", str(ROOT / "config/config.yaml"), str(override),
+           "--cores", str(args.cores), "--resources", "gpu=1"]
+    if args.targets:
+        cmd += args.targets
+    print("running:", " ".join(cmd), flush=True)
+    start = time.perf_counter()
+    subprocess.run(cmd, check=True)
+    wall = time.perf_counter() - start
+    logs = sorted((workdir / "results/logs/mislabel/train_population").glob("*.log"))
+    peaks, rates, trained = [], [], []
+    for log in logs:
+        text = log.read_text()
+        peaks += [float(v) for v in re.findall(r"peak GPU memory allocated: ([\d.]+) GiB", text)]
+        rates += [float(v) for v in re.findall(r"trained in [\d.]+ s: (\d+) model-images/s", text)]
+        trained += [float(v) for v in re.findall(r"trained in ([\d.]+) s", text)]
+    n_train = 50000 if not args.images else args.images
+    pairs = math.comb(10, 2) + 1
+    model_images = pairs * args.replicates * args.epochs * n_train
+    print(f"\nstudy: {len(logs)} training jobs, {pairs * args.replicates} networks, {args.epochs} epochs")
+    print(f"wall time end to end: {wall:.1f} s; training time summed over jobs: {sum(trained):.1f} s")
+    print(f"peak GPU memory of a training job: {max(peaks, default=float('nan')):.2f} GiB")
+    print(f"training throughput per job: {', '.join(f'{r:,.0f}' for r in rates)} model-images/s")
+    print(f"end-to-end rate: {model_images / wall:,.0f} model-images/s; fraction of bf16 dense peak "
+          f"(training FLOPs / wall / {H100_BF16_DENSE:.3g}): {100 * model_images * TRAIN_FLOPS / wall / H100_BF16_DENSE:.2f}%")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="mode", required=True)
+    t = sub.add_parser("throughput")
+    t.add_argument("--data", default="cifar10-jpeg", help="image folder under $NNPROBE_DATA")
+    t.add_argument("--synthetic", action="store_true", help="random uint8 images instead of real data")
+    t.add_argument("--images", type=int, default=50000)
+    t.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    t.add_argument("--batch", type=int, default=32)
+    t.add_argument("--steps", type=int, default=60, help="timed steps per population variant")
+    t.add_argument("--single-steps", type=int, default=400, help="timed steps of the one-model loops")
+    t.add_argument("--skip-single", action="store_true")
+    t.add_argument("--variants", nargs="+", default=[
+        "vmap:1:fp32", "vmap:10:fp32", "vmap:50:fp32", "vmap:230:fp32", "grouped:50:fp32", "grouped:230:fp32",
+        "grouped:230:bf16", "grouped:230:fp32:default", "grouped:230:bf16:default", "grouped:1150:bf16:default",
+    ], help="LAYOUT:K:PRECISION[:COMPILE_MODE]")
+    t.add_argument("--json", help="also write the rows as JSON here")
+    p = sub.add_parser("profile", parents=[], add_help=True)
+    for action in t._actions[1:]:
+        if action.dest not in ("json", "skip_single", "single_steps"):
+            p._add_action(action)
+    s = sub.add_parser("study")
+    s.add_argument("--data", default="cifar10-jpeg")
+    s.add_argument("--workdir", default="bench-study")
+    s.add_argument("--pairs-per-job", type=int, default=23)
+    s.add_argument("--replicates", type=int, default=50)
+    s.add_argument("--epochs", type=int, default=10)
+    s.add_argument("--images", type=int, default=0, help="training images per epoch (0: all 50,000)")
+    s.add_argument("--precision", default="bf16-mixed")
+    s.add_argument("--compile", default="default")
+    s.add_argument("--layout", default="grouped")
+    s.add_argument("--cores", type=int, default=4)
+    s.add_argument("targets", nargs="*")
+    args = parser.parse_args()
+    {"throughput": throughput, "profile": profile, "study": study}[args.mode](args)
+
+
+if __name__ == "__main__":
+    main()
