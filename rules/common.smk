@@ -1,9 +1,21 @@
 # Config validation and helpers shared by the rule files; no rules live here.
 import itertools
+import os
+import sys
 
+import yaml
 from snakemake.utils import validate
 
-validate(config, schema="../config/schema.yaml")
+# The package's config checks, importable even where Snakemake runs outside the project's env.
+sys.path.insert(0, os.path.join(workflow.basedir, "src"))
+from nnprobe.config import check_config
+
+with open(os.path.join(workflow.basedir, "config", "schema.yaml")) as schema_file:
+    check_config(config, yaml.safe_load(schema_file))
+validate(config, schema="../config/schema.yaml")  # fills the schema's defaults
+
+# envs/*.post-deploy.sh install this checkout into each conda env (also with --directory).
+os.environ.setdefault("NNPROBE_ROOT", workflow.basedir)
 
 NUM_CLASSES = config["dataset"]["num_classes"]
 # The baseline population is the pair "none"; the others are class indices "a-b", a < b.
@@ -22,7 +34,7 @@ TABLE_EXTS = [".parquet", ".csv", ".md"]
 
 
 wildcard_constraints:
-    pairs="(none|[0-9]+-[0-9]+)([+][0-9]+-[0-9]+)*",
+    pairs="(none|(0|[1-9][0-9]*)-[1-9][0-9]*)([+](0|[1-9][0-9]*)-[1-9][0-9]*)*",
     comparison="|".join(COMPARISONS),
     value="|".join(INFORMATION_VALUES),
 

@@ -8,8 +8,8 @@ rule prepare_dataset:
     conda:
         "../envs/torch.yaml"
     resources:
-        mem_mb=8000,
-        runtime=30,
+        mem_mb=lambda wildcards, attempt: 8000 * attempt,
+        runtime=lambda wildcards, attempt: 30 * attempt,
     params:
         dataset=dataset_params(),
     script:

@@ -17,8 +17,9 @@ rule train_population:
         "../envs/torch.yaml"
     resources:
         gpu=config["resources"]["train_gpu"],
-        mem_mb=config["resources"]["train_mem_mb"],
-        runtime=config["resources"]["train_runtime"],
+        mem_mb=lambda wildcards, attempt: config["resources"]["train_mem_mb"] * attempt,
+        runtime=lambda wildcards, attempt: config["resources"]["train_runtime"]
+        * attempt,
     params:
         seed=config["seed"],
         num_classes=NUM_CLASSES,
@@ -37,11 +38,12 @@ rule collect_metrics:
         csv="results/mislabel/tables/per_model_class.csv",
     log:
         "results/logs/mislabel/collect_metrics.log",
+    localrule: True
     conda:
         "../envs/analysis.yaml"
     resources:
-        mem_mb=4000,
-        runtime=10,
+        mem_mb=lambda wildcards, attempt: 4000 * attempt,
+        runtime=lambda wildcards, attempt: 10 * attempt,
     script:
         "../scripts/collect_metrics.py"
 
@@ -53,11 +55,12 @@ rule welch_table:
         multiext("results/mislabel/tables/welch_{comparison}", *TABLE_EXTS),
     log:
         "results/logs/mislabel/welch_table/{comparison}.log",
+    localrule: True
     conda:
         "../envs/analysis.yaml"
     resources:
-        mem_mb=4000,
-        runtime=10,
+        mem_mb=lambda wildcards, attempt: 4000 * attempt,
+        runtime=lambda wildcards, attempt: 10 * attempt,
     script:
         "../scripts/welch_table.py"
 
@@ -69,11 +72,12 @@ rule information_table:
         multiext("results/mislabel/tables/information_{comparison}", *TABLE_EXTS),
     log:
         "results/logs/mislabel/information_table/{comparison}.log",
+    localrule: True
     conda:
         "../envs/analysis.yaml"
     resources:
-        mem_mb=4000,
-        runtime=10,
+        mem_mb=lambda wildcards, attempt: 4000 * attempt,
+        runtime=lambda wildcards, attempt: 10 * attempt,
     script:
         "../scripts/information_table.py"
 
@@ -93,11 +97,12 @@ rule t_heatmap:
         ),
     log:
         "results/logs/mislabel/t_heatmap/{comparison}.log",
+    localrule: True
     conda:
         "../envs/analysis.yaml"
     resources:
-        mem_mb=2000,
-        runtime=10,
+        mem_mb=lambda wildcards, attempt: 2000 * attempt,
+        runtime=lambda wildcards, attempt: 10 * attempt,
     params:
         class_groups=config["mislabel"]["class_groups"],
     script:
@@ -119,11 +124,12 @@ rule information_heatmap:
         ),
     log:
         "results/logs/mislabel/information_heatmap/{value}.log",
+    localrule: True
     conda:
         "../envs/analysis.yaml"
     resources:
-        mem_mb=2000,
-        runtime=10,
+        mem_mb=lambda wildcards, attempt: 2000 * attempt,
+        runtime=lambda wildcards, attempt: 10 * attempt,
     params:
         class_groups=config["mislabel"]["class_groups"],
     script:
@@ -144,11 +150,12 @@ rule accuracy_by_pair:
         ),
     log:
         "results/logs/mislabel/accuracy_by_pair.log",
+    localrule: True
     conda:
         "../envs/analysis.yaml"
     resources:
-        mem_mb=2000,
-        runtime=10,
+        mem_mb=lambda wildcards, attempt: 2000 * attempt,
+        runtime=lambda wildcards, attempt: 10 * attempt,
     script:
         "../scripts/accuracy_by_pair.py"
 
@@ -168,10 +175,11 @@ rule class_dendrogram:
         ),
     log:
         "results/logs/mislabel/class_dendrogram.log",
+    localrule: True
     conda:
         "../envs/analysis.yaml"
     resources:
-        mem_mb=2000,
-        runtime=10,
+        mem_mb=lambda wildcards, attempt: 2000 * attempt,
+        runtime=lambda wildcards, attempt: 10 * attempt,
     script:
         "../scripts/class_dendrogram.py"

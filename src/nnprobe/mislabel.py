@@ -41,6 +41,8 @@ def parse_pair(name: str, num_classes: int | None = None) -> tuple[int, int] | N
         a, b = (int(x) for x in name.split("-"))
     except ValueError:
         raise ValueError(f"pair must be 'A-B' with class indices A < B, or 'none'; got {name!r}") from None
+    if name != f"{a}-{b}":
+        raise ValueError(f"pair {name!r} is not in canonical form {a}-{b} (no padding, signs or spaces)")
     if not 0 <= a < b or (num_classes is not None and b >= num_classes):
         raise ValueError(
             f"pair {name!r} is not two distinct class indices A < B in [0, {num_classes})"

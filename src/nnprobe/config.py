@@ -1,0 +1,67 @@
+"""Configuration checks with messages that name the key, the value and what is allowed.
+
+Used by ``rules/common.smk`` before Snakemake's ``validate`` fills the schema's defaults.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import jsonschema
+import yaml
+
+__all__ = ["ConfigError", "coerce_strings", "config_errors", "check_config"]
+
+
+class ConfigError(ValueError):
+    """The configuration does not match config/schema.yaml."""
+
+
+def _types(schema: Mapping[str, Any]) -> list[str]:
+    types = schema.get("type", [])
+    return [types] if isinstance(types, str) else list(types)
+
+
+def coerce_strings(config: dict, schema: Mapping[str, Any]) -> None:
+    """Parse strings as YAML scalars where the schema expects no string, in place.
+
+    Snakemake's ``--config key={"a": 23}`` passes nested values as strings ("23"); a key
+    whose schema admits no string gets the YAML reading of it (23, 1.5, true, null).
+    """
+    for key, sub in schema.get("properties", {}).items():
+        if key not in config:
+            continue
+        value = config[key]
+        if isinstance(value, dict):
+            coerce_strings(value, sub)
+        elif isinstance(value, str) and _types(sub) and "string" not in _types(sub):
+            config[key] = yaml.safe_load(value)
+
+
+def _describe(error: jsonschema.ValidationError) -> str:
+    path = ".".join(str(p) for p in error.absolute_path) or "(top level)"
+    schema = error.schema
+    if error.validator == "additionalProperties":
+        allowed = sorted(schema.get("properties", {}))
+        extra = sorted(set(error.instance) - set(allowed))
+        where = f"config section {path}" if error.absolute_path else "config"
+        return f"{where}: unknown key(s) {extra}; allowed keys are {allowed}"
+    if error.validator == "enum":
+        return f"config key {path}: {error.instance!r} is not allowed; use one of {schema['enum']}"
+    hint = f" ({schema['description'].strip()})" if isinstance(schema.get("description"), str) else ""
+    return f"config key {path}: {error.message}{hint}"
+
+
+def config_errors(config: Mapping[str, Any], schema: Mapping[str, Any]) -> list[str]:
+    """Every way ``config`` breaks ``schema``, one readable sentence each."""
+    validator = jsonschema.Draft202012Validator(schema)
+    return [_describe(e) for e in sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))]
+
+
+def check_config(config: dict, schema: Mapping[str, Any]) -> None:
+    """Coerce command-line strings, then raise :class:`ConfigError` listing every problem."""
+    coerce_strings(config, schema)
+    errors = config_errors(config, schema)
+    if errors:
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(errors))

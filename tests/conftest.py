@@ -1,0 +1,130 @@
+"""Shared fixtures: the repository, the venv's Snakemake, one demo run per session, real data.
+
+``demo_run`` runs the whole demo DAG (config/demo.yaml, scikit-learn digits, a few CPU
+minutes) once per pytest session in a temporary directory; every test that needs the
+results of a complete run (tables, figures, logs, benchmarks, the report, the SLURM profile
+test) reuses that directory instead of running the workflow again. Tests must treat it as
+read-only: copy what they want to re-run into a directory of their own.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+#: Seconds the demo DAG may take (it takes about 3 minutes on 2 cores).
+DEMO_TIMEOUT = 30 * 60
+
+
+@pytest.fixture(scope="session")
+def repo_root() -> Path:
+    """The repository root (holds the Snakefile)."""
+    return REPO
+
+
+@pytest.fixture(scope="session")
+def snakemake_exe() -> Path:
+    """The ``snakemake`` executable of the venv that runs pytest."""
+    exe = Path(sys.executable).parent / "snakemake"
+    if not exe.is_file():
+        pytest.fail(
+            f"snakemake not found at {exe}; install the workflow extra into this venv "
+            "(make install, or pip install -e '.[workflow,test]')"
+        )
+    return exe
+
+
+def _snakemake_runner(exe: Path) -> Callable[..., subprocess.CompletedProcess]:
+    def run(
+        args: Sequence[str | os.PathLike],
+        directory: Path | None = None,
+        configfiles: Sequence[Path] | None = (REPO / "config" / "demo.yaml",),
+        timeout: float = 300,
+        env: dict[str, str] | None = None,
+    ) -> subprocess.CompletedProcess:
+        """Run Snakemake on this repository's Snakefile; stdout and stderr together in ``.stdout``.
+
+        ``directory`` is the working directory (``--directory``; the repository when None).
+        ``configfiles`` replace the Snakefile's default config/config.yaml
+        (``--replace-workflow-config``); pass None to keep the default. Targets belong in
+        ``args`` before any option that takes several values (``--resources``, ``--config``).
+        """
+        cmd: list[str] = [str(exe), *map(str, args), "--snakefile", str(REPO / "Snakefile")]
+        cmd += ["--directory", str(directory if directory is not None else REPO)]
+        if configfiles:
+            cmd += ["--configfile", *map(str, configfiles), "--replace-workflow-config"]
+        return subprocess.run(
+            cmd,
+            cwd=directory if directory is not None else REPO,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            timeout=timeout,
+            env={**os.environ, **(env or {})},
+        )
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def run_snakemake(snakemake_exe: Path) -> Callable[..., subprocess.CompletedProcess]:
+    """A function ``run(args, directory=None, configfiles=(demo.yaml,), timeout=300)``.
+
+    Runs the venv's Snakemake on the repository's Snakefile and returns the
+    CompletedProcess (stdout and stderr merged in ``.stdout``).
+    """
+    return _snakemake_runner(snakemake_exe)
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory: pytest.TempPathFactory, snakemake_exe: Path) -> Path:
+    """Run the whole demo DAG once per session; return its working directory.
+
+    Set NNPROBE_DEMO_DIR to a folder to run (or resume, or just check) the demo there
+    instead of in a fresh temporary folder.
+
+    The directory holds ``results/`` (tables, figures, logs, benchmarks), ``.snakemake/``
+    (the metadata ``--report`` needs) and ``snakemake.out`` (the run's console output).
+    """
+    reuse = os.environ.get("NNPROBE_DEMO_DIR")
+    if reuse:  # for working on these tests: a finished run there makes this take seconds
+        workdir = Path(reuse).resolve()
+        workdir.mkdir(parents=True, exist_ok=True)
+    else:
+        workdir = tmp_path_factory.mktemp("demo_run")
+    run = _snakemake_runner(snakemake_exe)
+    # Targets (none: rule all) before --resources, which takes several values.
+    proc = run(
+        ["--profile", REPO / "profiles" / "local", "--cores", "2", "--resources", "gpu=1"],
+        directory=workdir,
+        timeout=DEMO_TIMEOUT,
+    )
+    (workdir / "snakemake.out").write_text(proc.stdout)
+    if proc.returncode != 0:
+        pytest.fail(
+            f"the demo workflow failed (exit {proc.returncode}) in {workdir}; "
+            f"last lines of its output:\n{proc.stdout[-6000:]}"
+        )
+    return workdir
+
+
+@pytest.fixture(scope="session")
+def nnprobe_data() -> Path:
+    """The folder of real data named by NNPROBE_DATA (MNIST/raw, cifar10-jpeg), or skip."""
+    env = os.environ.get("NNPROBE_DATA")
+    if not env:
+        pytest.skip(
+            "NNPROBE_DATA is not set: extract ../shared/data/*.tar.xz and point NNPROBE_DATA "
+            "at it (.ci/run does this)"
+        )
+    path = Path(env)
+    if not path.is_dir():
+        pytest.fail(f"NNPROBE_DATA={env} is not a folder; extract ../shared/data/*.tar.xz into it")
+    return path

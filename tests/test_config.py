@@ -1,0 +1,51 @@
+"""Config checks: command-line strings coerced, every error names the key, value and what is allowed."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from nnprobe.config import ConfigError, check_config, coerce_strings, config_errors
+
+SCHEMA = yaml.safe_load((Path(__file__).resolve().parents[1] / "config" / "schema.yaml").read_text())
+
+
+def test_strings_from_the_command_line_become_numbers_where_the_schema_wants_them():
+    config = {"mislabel": {"pairs_per_job": "23", "fraction": "0.25"}, "train": {"precision": "32-true"},
+              "dataset": {"root": "null", "download": "false"}}
+    coerce_strings(config, SCHEMA)
+    assert config["mislabel"] == {"pairs_per_job": 23, "fraction": 0.25}
+    assert config["train"]["precision"] == "32-true"  # a string key stays a string
+    assert config["dataset"]["root"] == "null"  # root admits strings: not reinterpreted
+    assert config["dataset"]["download"] is False
+    check_config(config, SCHEMA)
+
+
+def test_the_shipped_configs_are_valid():
+    root = Path(__file__).resolve().parents[1] / "config"
+    for name in ("config.yaml", "demo.yaml"):
+        assert config_errors(yaml.safe_load((root / name).read_text()), SCHEMA) == [], name
+
+
+@pytest.mark.parametrize(
+    ("config", "expected"),
+    [
+        ({"mislabel": {"fraction": 1.5}}, ["mislabel.fraction", "1.5", "maximum of 1"]),
+        ({"bogus": 1}, ["unknown key(s) ['bogus']", "allowed keys are", "mislabel"]),
+        ({"train": {"precison": "32-true"}}, ["config section train", "'precison'", "precision"]),
+        ({"train": {"precision": "fp8"}}, ["train.precision", "'fp8'", "bf16-mixed"]),
+        ({"dataset": {"source": "web"}}, ["dataset.source", "'web'", "image_folder"]),
+        ({"mislabel": {"replicates": 1}}, ["mislabel.replicates", "minimum of 2"]),
+        ({"train": {"epochs": "ten"}}, ["train.epochs", "'ten'", "integer"]),
+    ],
+)
+def test_errors_name_key_value_and_what_is_allowed(config, expected):
+    with pytest.raises(ConfigError) as info:
+        check_config(config, SCHEMA)
+    for fragment in expected:
+        assert fragment in str(info.value)
+
+
+def test_all_errors_are_reported_at_once():
+    errors = config_errors({"bogus": 1, "mislabel": {"fraction": 0}}, SCHEMA)
+    assert len(errors) == 2

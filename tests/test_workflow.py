@@ -1,0 +1,335 @@
+"""The Snakemake workflow: lint, formatting, config validation, the DAG, and the demo end to end.
+
+Fast tests use dry runs (``-n``) in a temporary directory. The ``slow`` tests share one run
+of the demo DAG per session (the ``demo_run`` fixture in conftest.py) and re-run one training
+target into a fresh directory to check that it reproduces bit for bit.
+"""
+
+from __future__ import annotations
+
+import html
+import re
+import shutil
+import subprocess
+from pathlib import Path
+
+import matplotlib.image
+import numpy as np
+import pandas as pd
+import pytest
+from safetensors import safe_open
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIG = REPO / "config" / "config.yaml"
+DEMO = REPO / "config" / "demo.yaml"
+
+# Jobs of the mislabel study per config: 45 class pairs + the baseline "none", packed
+# mislabel.pairs_per_job to a training job (1 in config.yaml, 12 in demo.yaml).
+MISLABEL_JOBS = {
+    "prepare_dataset": 1,
+    "collect_metrics": 1,
+    "welch_table": 3,
+    "information_table": 3,
+    "t_heatmap": 3,
+    "information_heatmap": 2,
+    "accuracy_by_pair": 1,
+    "class_dendrogram": 1,
+    "all": 1,
+}
+
+
+# --------------------------------------------------------------------------- helpers
+
+
+def job_counts(output: str) -> dict[str, int]:
+    """The first "Job stats" table of Snakemake's output as ``{rule: count}`` (with "total")."""
+    lines = output.splitlines()
+    try:
+        start = lines.index("Job stats:")
+    except ValueError:
+        raise AssertionError(f"no 'Job stats:' table in Snakemake's output:\n{output[-3000:]}") from None
+    counts = {}
+    for line in lines[start + 3 :]:  # skip "job count" and the dashes
+        if not line.strip():
+            break
+        rule, count = line.split()
+        counts[rule] = int(count)
+    return counts
+
+
+def dag_paths(output: str, field: str) -> list[str]:
+    """Every path of ``field`` ("input", "output", "log", "benchmark") in a dry run's job list."""
+    paths = []
+    for match in re.finditer(rf"^\s+{field}: (.+)$", output, flags=re.MULTILINE):
+        paths += [p.strip() for p in match.group(1).split(",")]
+    return paths
+
+
+def rule_all_inputs(output: str) -> list[str]:
+    """The input files of rule all, from a dry run that schedules it."""
+    match = re.search(r"^(?:local)?rule all:\n\s+input: (.+)$", output, flags=re.MULTILINE)
+    assert match, f"rule all not in the dry run:\n{output[-3000:]}"
+    return [p.strip() for p in match.group(1).split(",")]
+
+
+def dry_run(run_snakemake, tmp_path, *args, configfiles=(CONFIG,)):
+    proc = run_snakemake(["-n", *args], directory=tmp_path, configfiles=configfiles)
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    return proc.stdout
+
+
+def write_yaml(path: Path, text: str) -> Path:
+    path.write_text(text)
+    return path
+
+
+# --------------------------------------------------------------------------- static checks
+
+
+@pytest.mark.parametrize("configfile", [None, DEMO], ids=["config.yaml", "demo.yaml"])
+def test_lint_is_clean(run_snakemake, configfile):
+    # config.yaml is the Snakefile's own default configfile: lint it as a user would.
+    proc = run_snakemake(["--lint"], configfiles=[configfile] if configfile else None)
+    assert proc.returncode == 0, proc.stdout
+    assert "Lints for" not in proc.stdout, proc.stdout
+    assert not re.search(r"(?i)warning", proc.stdout), proc.stdout
+    assert "Congratulations, your workflow is in a good condition!" in proc.stdout
+
+
+def test_snakefmt_check(snakemake_exe):
+    snakefmt = snakemake_exe.parent / "snakefmt"
+    proc = subprocess.run(
+        [str(snakefmt), "--check", "Snakefile", "rules/"],
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert proc.returncode == 0, f"snakefmt would reformat (run snakefmt Snakefile rules/):\n{proc.stdout}"
+
+
+# --------------------------------------------------------------------------- dry runs
+
+
+def test_dry_run_paper_scale(run_snakemake, tmp_path):
+    counts = job_counts(dry_run(run_snakemake, tmp_path))
+    assert counts["train_population"] == 46  # 45 pairs + baseline, one pair per job
+    for rule, n in MISLABEL_JOBS.items():
+        assert counts.get(rule) == n, (rule, counts)
+
+
+def test_dry_run_demo(run_snakemake, tmp_path):
+    out = dry_run(run_snakemake, tmp_path, configfiles=(DEMO,))
+    counts = job_counts(out)
+    assert counts["train_population"] == 4  # 46 pairs in packs of 12: 12 + 12 + 12 + 10
+    for rule, n in MISLABEL_JOBS.items():
+        assert counts.get(rule) == n, (rule, counts)
+    packs = sorted(re.findall(r"^\s+wildcards: pairs=(\S+)$", out, flags=re.MULTILINE))
+    assert sorted(len(p.split("+")) for p in packs) == [10, 12, 12, 12]
+    assert sum(len(p.split("+")) for p in packs) == 46
+    assert any(p.startswith("none+") for p in packs)
+
+
+def test_pairs_per_job_from_a_second_configfile(run_snakemake, tmp_path):
+    # Later config files merge into earlier ones key by key.
+    override = write_yaml(tmp_path / "override.yaml", "mislabel:\n  pairs_per_job: 23\n")
+    counts = job_counts(dry_run(run_snakemake, tmp_path, configfiles=(CONFIG, override)))
+    assert counts["train_population"] == 2
+
+
+def test_pairs_per_job_from_the_command_line(run_snakemake, tmp_path):
+    """Nested --config values arrive as strings; common.smk coerces them to the schema's types."""
+    out = dry_run(run_snakemake, tmp_path, "--config", 'mislabel={"pairs_per_job": 23}')
+    assert job_counts(out)["train_population"] == 2
+
+
+def test_dataset_override_merges_with_the_configfile(run_snakemake, tmp_path):
+    # The README's offline recipe: only dataset.source and dataset.root change.
+    dataset = '--config=dataset={"source": "image_folder", "root": "/some/path"}'
+    counts = job_counts(dry_run(run_snakemake, tmp_path, dataset))
+    assert counts["train_population"] == 46
+    # A nested dict given on the command line updates the file's dict, it does not replace
+    # it: num_classes=4 from the file survives (4 classes: 6 pairs + baseline = 7 jobs;
+    # a replaced dataset section would fall back to the schema's default of 10 classes).
+    four = write_yaml(tmp_path / "four.yaml", "dataset:\n  num_classes: 4\n")
+    counts = job_counts(dry_run(run_snakemake, tmp_path, dataset, configfiles=(CONFIG, four)))
+    assert counts["train_population"] == 7
+
+
+BAD_CONFIGS = {
+    # id: (override file text or None, --config value or None, key, value, what is allowed)
+    "fraction": ("mislabel:\n  fraction: 1.5\n", None, "fraction", "1.5", r"maximum of 1|\(0, 1\]"),
+    "unknown_key": (None, "bogus=1", "bogus", "bogus", None),
+    "unknown_nested_key": ("train:\n  epoch: 3\n", None, "epoch", "epoch", None),
+    "precision": (None, 'train={"precision": "fp8"}', "precision", "fp8", "32-true"),
+    "seed": (None, "seed=-1", "seed", "-1", r"minimum of 0|>= ?0"),
+    "source": ("dataset:\n  source: kaggle\n", None, "source", "kaggle", "image_folder"),
+    "pairs_per_job": ("mislabel:\n  pairs_per_job: 0\n", None, "pairs_per_job", "0", r"minimum of 1|>= ?1"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_CONFIGS, ids=list(BAD_CONFIGS))
+def test_config_errors_fail_at_parse_time(run_snakemake, tmp_path, case):
+    text, option, key, value, allowed = BAD_CONFIGS[case]
+    configfiles = [CONFIG]
+    args = ["-n"]
+    if text is not None:
+        configfiles.append(write_yaml(tmp_path / "bad.yaml", text))
+    if option is not None:
+        args += ["--config", option]
+    proc = run_snakemake(args, directory=tmp_path, configfiles=configfiles)
+    out = proc.stdout
+    assert proc.returncode != 0, out
+    assert "Building DAG" not in out, "the config error was not caught when parsing:\n" + out
+    assert key in out and value in out, out
+    if allowed:
+        assert re.search(allowed, out), out
+
+
+def test_single_figure_target_schedules_only_what_it_needs(run_snakemake, tmp_path):
+    out = dry_run(run_snakemake, tmp_path, "results/mislabel/figures/class_dendrogram.png", configfiles=(DEMO,))
+    counts = job_counts(out)
+    assert counts["class_dendrogram"] == 1
+    assert counts["welch_table"] == 1  # confused_vs_clean only
+    assert counts["train_population"] == 4 and counts["collect_metrics"] == 1
+    for rule in ("t_heatmap", "information_table", "information_heatmap", "accuracy_by_pair", "all"):
+        assert rule not in counts, counts
+
+
+# --------------------------------------------------------------------------- the demo, end to end
+
+
+@pytest.fixture(scope="module")
+def demo_dag(demo_run, run_snakemake):
+    """Dry run of every job of the finished demo (``--forceall``): its files, logs, benchmarks."""
+    proc = run_snakemake(["-n", "--forceall"], directory=demo_run)
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    return proc.stdout
+
+
+@pytest.mark.slow
+def test_demo_is_complete(demo_run, run_snakemake):
+    proc = run_snakemake(["-n"], directory=demo_run)
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    assert "Nothing to be done" in proc.stdout, "a finished demo run wants to re-run jobs:\n" + proc.stdout
+
+
+@pytest.mark.slow
+def test_demo_outputs_exist(demo_run, demo_dag):
+    targets = rule_all_inputs(demo_dag)
+    assert len(targets) == 1 + 2 * 3 * 3 + 2 * 7  # per-model table, 18 tables, 7 figures x 2
+    outputs = set(dag_paths(demo_dag, "output")) | set(targets)
+    assert set(targets) <= outputs
+    for rel in sorted(outputs):
+        path = demo_run / rel
+        assert path.is_file(), f"missing {rel}"
+        assert path.stat().st_size > 0, f"empty {rel}"
+
+
+@pytest.mark.slow
+def test_demo_logs_and_benchmarks(demo_run, demo_dag):
+    logs = dag_paths(demo_dag, "log")
+    assert len(logs) == 19  # every job but rule all
+    for rel in logs:
+        assert (demo_run / rel).is_file(), f"missing log {rel}"
+    benchmarks = dag_paths(demo_dag, "benchmark")
+    assert len(benchmarks) == 4 and all("train_population" in b for b in benchmarks)
+    for rel in benchmarks:
+        table = pd.read_csv(demo_run / rel, sep="\t")
+        assert len(table) == 1 and {"s", "max_rss", "cpu_time"} <= set(table.columns), rel
+        assert table["s"].iloc[0] > 0
+
+
+@pytest.mark.slow
+def test_demo_tables(demo_run):
+    tables = demo_run / "results" / "mislabel" / "tables"
+    welch = pd.read_parquet(tables / "welch_confused_vs_clean.parquet")
+    assert len(welch) == 90  # ordered (target, other) pairs of 10 classes
+    expected = {"target", "other", "target_name", "other_name", "comparison", "n_x", "n_y", "mean_x",
+                "mean_y", "diff", "ci_low", "ci_high", "t", "df", "p", "hedges_g", "q_bh", "p_holm",
+                "significant"}
+    assert expected <= set(welch.columns)
+    assert (welch["target"] != welch["other"]).all()
+    assert welch[["target", "other"]].drop_duplicates().shape[0] == 90
+    assert (welch["comparison"] == "confused_vs_clean").all()
+    # 4 replicates of 8 confused pairs (those with C but not T) vs 4 of the 28 clean ones
+    assert (welch["n_x"] == 32).all() and (welch["n_y"] == 112).all()
+
+    table = pd.read_parquet(tables / "per_model_class.parquet")
+    assert len(table) == 46 * 4 * 10  # 46 populations x 4 replicates x 10 classes
+    assert table.groupby(["pair", "replicate"]).ngroups == 46 * 4
+    assert sorted(table["class"].unique()) == list(range(10))
+    assert {f"prob_{k}" for k in range(10)} <= set(table.columns)
+    assert {f"pred_{k}" for k in range(10)} <= set(table.columns)
+    base = table[table["pair"] == "none"]
+    correct = (base["accuracy"] * base["n_images"]).groupby(base["replicate"]).sum()
+    overall = correct / base.groupby("replicate")["n_images"].sum()
+    assert len(overall) == 4 and (overall > 0.9).all(), overall
+    # the human-readable copies have the same rows
+    assert len(pd.read_csv(tables / "welch_confused_vs_clean.csv")) == 90
+    assert len(pd.read_csv(tables / "per_model_class.csv")) == len(table)
+    info = pd.read_parquet(tables / "information_confused_vs_clean.parquet")
+    assert len(info) == 90 and {"delta_logloss_bits", "kl_bits"} <= set(info.columns)
+
+
+@pytest.mark.slow
+def test_demo_figures(demo_run):
+    figures = demo_run / "results" / "mislabel" / "figures"
+    pngs = sorted(figures.glob("*.png"))
+    assert len(pngs) == 7
+    for png in pngs:
+        assert png.stat().st_size > 5_000, png
+        image = matplotlib.image.imread(png)
+        assert image.ndim == 3 and min(image.shape[:2]) > 100, (png, image.shape)
+        assert image.std() > 0, f"{png} is blank"
+        pdf = png.with_suffix(".pdf")
+        assert pdf.read_bytes()[:5] == b"%PDF-", pdf
+
+
+@pytest.mark.slow
+def test_demo_report(demo_run, run_snakemake):
+    report = demo_run / "report.html"
+    proc = run_snakemake(["--report", report], directory=demo_run)
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    assert report.is_file() and report.stat().st_size > 100_000
+    text = html.unescape(report.read_text(encoding="utf-8"))
+    # Snakemake 9 writes one self-contained HTML file: figures embedded as data URIs,
+    # each with its caption (report/*.rst rendered to HTML, newlines JSON-escaped).
+    pngs = re.findall(r"data:image/png;[^,\"]*base64,", text)
+    assert len(pngs) == 7, pngs
+    captions = sorted((REPO / "report").glob("*.rst"))
+    assert captions
+    found = []
+    for caption in captions:
+        first = caption.read_text().strip().splitlines()[0]
+        prefix = re.split(r"[*`|_\[]", first)[0][:40].strip()
+        if prefix and prefix in text:
+            found.append(caption.name)
+    figure_captions = {c.name for c in captions} - {"workflow.rst"}
+    assert figure_captions <= set(found), f"captions missing from the report: {figure_captions - set(found)}"
+
+
+@pytest.mark.slow
+def test_training_target_reproduces_bit_for_bit(demo_run, run_snakemake, tmp_path):
+    """Re-run the demo's smallest training pack from the same prepared data, in a fresh directory."""
+    populations = demo_run / "results" / "mislabel" / "populations"
+    pack = min((p.name for p in populations.iterdir()), key=lambda name: name.count("+"))
+    assert pack.count("+") == 9  # 10 pairs: the cheapest demo training job
+    shutil.copytree(demo_run / "results" / "data", tmp_path / "results" / "data")  # keeps mtimes
+    target = f"results/mislabel/populations/{pack}/metrics.parquet"
+    proc = run_snakemake(
+        [target, "--cores", "2", "--resources", "gpu=1"], directory=tmp_path, timeout=600
+    )
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    assert "1 of 1 steps (100%) done" in proc.stdout, proc.stdout[-4000:]
+
+    new, old = tmp_path / "results" / "mislabel" / "populations" / pack, populations / pack
+    pd.testing.assert_frame_equal(
+        pd.read_parquet(new / "metrics.parquet"), pd.read_parquet(old / "metrics.parquet"), check_exact=True
+    )
+    with safe_open(new / "weights.safetensors", "np") as a, safe_open(old / "weights.safetensors", "np") as b:
+        assert a.metadata() == b.metadata()
+        assert sorted(a.keys()) == sorted(b.keys())
+        for key in a.keys():
+            np.testing.assert_array_equal(a.get_tensor(key), b.get_tensor(key), err_msg=key)
+    assert (new / "history.csv").read_text() == (old / "history.csv").read_text()
