@@ -344,6 +344,43 @@ def _restore_trainable(model: nn.Module, flags: Sequence[bool]) -> None:
         p.requires_grad_(flag)
 
 
+def _minibatch_adam(
+    model: nn.Module,
+    params: list[torch.Tensor],
+    batch_loss: Callable[[torch.Tensor], torch.Tensor],
+    n: int,
+    device: torch.device,
+    *,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    seed: int,
+) -> list[float]:
+    """Mini-batch Adam over ``params`` with a seeded order of ``n`` examples; each epoch's mean loss.
+
+    ``batch_loss(idx)`` returns the loss of the examples ``idx``. The model is in train mode
+    while training and in eval mode afterwards.
+    """
+    optimizer = torch.optim.Adam(params, lr=lr)
+    generator = torch.Generator().manual_seed(int(seed))
+    history = []
+    model.train()
+    try:
+        for _ in range(epochs):
+            perm = torch.randperm(n, generator=generator).to(device)
+            losses = []
+            for start in range(0, n, batch_size):
+                loss = batch_loss(perm[start : start + batch_size])
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                losses.append(loss.detach())
+            history.append(float(torch.stack(losses).mean()))
+    finally:
+        model.eval()
+    return history
+
+
 def fit_classifier(
     model: nn.Module,
     images: torch.Tensor,
@@ -369,27 +406,16 @@ def fit_classifier(
     _check_images(images, "images")
     labels = _check_labels(labels, images.shape[0], "labels").to(images.device)
     trainable, flags = _set_trainable(model, list(params) if params is not None else list(model.parameters()))
-    optimizer = torch.optim.Adam(trainable, lr=lr)
-    generator = torch.Generator().manual_seed(int(seed))
-    history = []
-    model.train()
+
+    def batch_loss(idx: torch.Tensor) -> torch.Tensor:
+        loss = F.cross_entropy(model(images[idx]), labels[idx])
+        return loss + weight_decay_penalty(model, weight_decay, normalize)
+
     try:
-        for _ in range(epochs):
-            perm = torch.randperm(images.shape[0], generator=generator).to(images.device)
-            losses = []
-            for start in range(0, images.shape[0], batch_size):
-                idx = perm[start : start + batch_size]
-                loss = F.cross_entropy(model(images[idx]), labels[idx])
-                loss = loss + weight_decay_penalty(model, weight_decay, normalize)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                losses.append(loss.detach())
-            history.append(float(torch.stack(losses).mean()))
+        return _minibatch_adam(model, trainable, batch_loss, images.shape[0], images.device,
+                               epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
     finally:
-        model.eval()
         _restore_trainable(model, flags)
-    return history
 
 
 def pretrain_autoencoder(
@@ -417,29 +443,19 @@ def pretrain_autoencoder(
     _check_images(images, "images")
     ae_params = [*model.encoder.parameters(), *model.decoder.parameters()]
     trainable, flags = _set_trainable(model, ae_params)
-    optimizer = torch.optim.Adam(trainable, lr=lr)
-    generator = torch.Generator().manual_seed(int(seed))
     lam = float(weight_decay if isinstance(weight_decay, (int, float)) else weight_decay[0])
-    history = []
-    model.train()
+
+    def batch_loss(idx: torch.Tensor) -> torch.Tensor:
+        x = images[idx].flatten(1)
+        loss = F.binary_cross_entropy_with_logits(model.decoder(model.code(x)), x)
+        loss = loss + weight_decay_penalty(model.encoder, lam, normalize)
+        return loss + weight_decay_penalty(model.decoder, lam, normalize)
+
     try:
-        for _ in range(epochs):
-            perm = torch.randperm(images.shape[0], generator=generator).to(images.device)
-            losses = []
-            for start in range(0, images.shape[0], batch_size):
-                x = images[perm[start : start + batch_size]].flatten(1)
-                loss = F.binary_cross_entropy_with_logits(model.decoder(model.code(x)), x)
-                loss = loss + weight_decay_penalty(model.encoder, lam, normalize)
-                loss = loss + weight_decay_penalty(model.decoder, lam, normalize)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                losses.append(loss.detach())
-            history.append(float(torch.stack(losses).mean()))
+        return _minibatch_adam(model, trainable, batch_loss, images.shape[0], images.device,
+                               epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
     finally:
-        model.eval()
         _restore_trainable(model, flags)
-    return history
 
 
 def train_zoo_model(
