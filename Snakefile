@@ -13,9 +13,11 @@ report: "report/workflow.rst"
 include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/mislabel.smk"
+include: "rules/report.smk"
 
 
 rule all:
     default_target: True
     input:
+        "results/config.yaml",
         mislabel_targets(),

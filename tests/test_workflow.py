@@ -7,6 +7,7 @@ target into a fresh directory to check that it reproduces bit for bit.
 
 from __future__ import annotations
 
+import base64
 import html
 import re
 import shutil
@@ -17,6 +18,7 @@ import matplotlib.image
 import numpy as np
 import pandas as pd
 import pytest
+import yaml
 from safetensors import safe_open
 
 REPO = Path(__file__).resolve().parents[1]
@@ -34,6 +36,7 @@ MISLABEL_JOBS = {
     "information_heatmap": 2,
     "accuracy_by_pair": 1,
     "class_dendrogram": 1,
+    "effective_config": 1,
     "all": 1,
 }
 
@@ -307,6 +310,10 @@ def test_demo_report(demo_run, run_snakemake):
             found.append(caption.name)
     figure_captions = {c.name for c in captions} - {"workflow.rst"}
     assert figure_captions <= set(found), f"captions missing from the report: {figure_captions - set(found)}"
+    # The effective configuration (defaults filled) is bundled as a text file.
+    texts = [base64.b64decode(b).decode() for b in re.findall(r"data:text/plain;[^,\"]*base64,([A-Za-z0-9+/=]+)", text)]
+    configs = [yaml.safe_load(t) for t in texts if "pairs_per_job" in t]
+    assert configs and configs[0]["mislabel"]["pairs_per_job"] == 12 and configs[0]["train"]["layout"] == "vmap"
 
 
 @pytest.mark.slow

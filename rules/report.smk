@@ -1,0 +1,24 @@
+# What `snakemake --report` bundles besides the figures: the configuration of the run.
+
+
+rule effective_config:
+    output:
+        report(
+            "results/config.yaml",
+            caption="../report/config.rst",
+            category="Configuration",
+            labels={"file": "effective config"},
+        ),
+    log:
+        "results/logs/effective_config.log",
+    localrule: True
+    conda:
+        "../envs/analysis.yaml"
+    resources:
+        mem_mb=lambda wildcards, attempt: 500 * attempt,
+        runtime=lambda wildcards, attempt: 5 * attempt,
+    params:
+        # Config values are params, so a changed config re-runs this rule.
+        config=config,
+    script:
+        "../scripts/effective_config.py"
