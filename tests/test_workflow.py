@@ -220,7 +220,7 @@ def test_demo_is_complete(demo_run, run_snakemake):
 @pytest.mark.slow
 def test_demo_outputs_exist(demo_run, demo_dag):
     targets = rule_all_inputs(demo_dag)
-    assert len(targets) == 1 + 2 * 3 * 3 + 2 * 7  # per-model table, 18 tables, 7 figures x 2
+    assert len(targets) == 1 + 1 + 2 * 3 * 3 + 2 * 7  # config, per-model table, 18 tables, 7 figures x 2
     outputs = set(dag_paths(demo_dag, "output")) | set(targets)
     assert set(targets) <= outputs
     for rel in sorted(outputs):
@@ -232,7 +232,7 @@ def test_demo_outputs_exist(demo_run, demo_dag):
 @pytest.mark.slow
 def test_demo_logs_and_benchmarks(demo_run, demo_dag):
     logs = dag_paths(demo_dag, "log")
-    assert len(logs) == 19  # every job but rule all
+    assert len(logs) == 20  # every job but rule all
     for rel in logs:
         assert (demo_run / rel).is_file(), f"missing log {rel}"
     benchmarks = dag_paths(demo_dag, "benchmark")
