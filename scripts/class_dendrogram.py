@@ -5,14 +5,14 @@ from pathlib import Path
 import pandas as pd
 
 from nnprobe.plots import class_dendrogram
-from nnprobe.stats import class_linkage
+from nnprobe.stats import class_linkage, class_names
 from nnprobe.workflow import logged
 
 
 def main(welch: str, table: str, pdf: str, log) -> None:
-    classes = pd.read_parquet(table, columns=["class", "class_name"]).drop_duplicates("class").sort_values("class")
+    names = class_names(pd.read_parquet(table, columns=["class", "class_name"]))
     linkage = class_linkage(pd.read_parquet(welch))
-    written = class_dendrogram(linkage, classes["class_name"].astype(str).tolist(), Path(pdf).with_suffix(""))
+    written = class_dendrogram(linkage, names, Path(pdf).with_suffix(""))
     log.info("wrote %s", [str(p) for p in written])
 
 

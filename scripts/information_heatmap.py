@@ -5,13 +5,13 @@ from pathlib import Path
 import pandas as pd
 
 from nnprobe.plots import information_heatmap
-from nnprobe.stats import class_order
+from nnprobe.stats import class_names, class_order
 from nnprobe.workflow import logged
 
 
 def main(information: str, table: str, pdf: str, value: str, class_groups: dict, log) -> None:
-    classes = pd.read_parquet(table, columns=["class", "class_name"]).drop_duplicates("class").sort_values("class")
-    order, spans = class_order(classes["class_name"].astype(str).tolist(), class_groups)
+    names = class_names(pd.read_parquet(table, columns=["class", "class_name"]))
+    order, spans = class_order(names, class_groups)
     written = information_heatmap(pd.read_parquet(information), Path(pdf).with_suffix(""), order=order,
                                   spans=spans, value=value)
     log.info("wrote %s", [str(p) for p in written])

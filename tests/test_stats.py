@@ -315,3 +315,10 @@ def test_effect_matrix_and_linkage():
     assert (np.diff(z[:, 2]) >= 0).all() and (z[:, 2] > 0).all()
     w_nan = w.assign(t=np.where(w["other"] == 3, np.nan, w["t"]))
     assert np.isfinite(ns.class_linkage(w_nan)).all()
+
+
+def test_class_names_ordered_by_class_index():
+    table = pd.DataFrame({"class": [2, 0, 1, 0], "class_name": ["cat", "plane", "car", "plane"]})
+    assert ns.class_names(table) == ["plane", "car", "cat"]
+    with pytest.raises(ValueError):
+        ns.class_names(table.drop(columns="class_name"))

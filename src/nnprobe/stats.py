@@ -235,6 +235,12 @@ def _class_names(table: pd.DataFrame, classes: Sequence[int]) -> dict[int, str]:
     return names
 
 
+def class_names(table: pd.DataFrame) -> list[str]:
+    """Class names of a per-model-class table, ordered by class index."""
+    _check_columns(table, ["class", "class_name"], "class_names")
+    return table.drop_duplicates("class").sort_values("class")["class_name"].astype(str).tolist()
+
+
 def group_masks(table: pd.DataFrame, target: int, other: int) -> dict[str, pd.Series]:
     """Boolean masks of the three model groups over the rows of ``table`` with class == target.
 
