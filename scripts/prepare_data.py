@@ -11,6 +11,7 @@ import logging
 from pathlib import Path
 
 from nnprobe.data import load_dataset, manifest, save_split, write_json_atomic
+from nnprobe.workflow import logged
 
 log = logging.getLogger("nnprobe.prepare_data")
 
@@ -51,19 +52,10 @@ def main(params: dict, train: Path, test: Path, manifest_path: Path) -> None:
 
 
 if "snakemake" in globals():
-    snakemake = globals()["snakemake"]
-    logging.basicConfig(
-        filename=snakemake.log[0],
-        level=logging.INFO,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
-    try:
+    with logged(snakemake.log[0]):  # noqa: F821
         main(
-            dict(snakemake.params.dataset),
-            Path(snakemake.output.train),
-            Path(snakemake.output.test),
-            Path(snakemake.output.manifest),
+            dict(snakemake.params.dataset),  # noqa: F821
+            Path(snakemake.output.train),  # noqa: F821
+            Path(snakemake.output.test),  # noqa: F821
+            Path(snakemake.output.manifest),  # noqa: F821
         )
-    except Exception:
-        log.exception("data preparation failed")
-        raise
