@@ -1,0 +1,287 @@
+# The noise study: ResNet-18s (all classes; two classes) and the mislabel baseline CNNs
+# probed with noise images -> per-network tables -> tables across networks -> figures.
+
+
+rule noise_train:
+    input:
+        train="results/data/train.npz",
+        test="results/data/test.npz",
+    output:
+        weights="results/noise/models/{task}/seed{seed}/weights.safetensors",
+        metrics="results/noise/models/{task}/seed{seed}/metrics.json",
+        history="results/noise/models/{task}/seed{seed}/history.csv",
+    log:
+        "results/logs/noise/noise_train/{task}/seed{seed}.log",
+    benchmark:
+        "results/benchmarks/noise/noise_train/{task}/seed{seed}.tsv"
+    wildcard_constraints:
+        task="multiclass|binary",
+        seed="0|[1-9][0-9]*",
+    conda:
+        "../envs/torch.yaml"
+    resources:
+        gpu=config["resources"]["train_gpu"],
+        mem_mb=lambda wildcards, attempt: config["resources"]["train_mem_mb"] * attempt,
+        runtime=lambda wildcards, attempt: config["resources"]["train_runtime"]
+        * attempt,
+    params:
+        seed=config["seed"],
+        width=config["noise"]["width"],
+        train_config=config["noise"]["train"],
+        binary_classes=config["noise"]["binary_classes"],
+        accelerator=config["noise"]["accelerator"],
+    script:
+        "../scripts/noise_train.py"
+
+
+rule noise_probe:
+    input:
+        train="results/data/train.npz",
+        test="results/data/test.npz",
+        weights="results/noise/models/{task}/seed{seed}/weights.safetensors",
+    output:
+        groups="results/noise/probes/{task}/seed{seed}/groups.parquet",
+        distances="results/noise/probes/{task}/seed{seed}/distances.parquet",
+        mst="results/noise/probes/{task}/seed{seed}/mst.parquet",
+    log:
+        "results/logs/noise/noise_probe/{task}/seed{seed}.log",
+    wildcard_constraints:
+        task="multiclass|binary",
+        seed="0|[1-9][0-9]*",
+    conda:
+        "../envs/torch.yaml"
+    resources:
+        gpu=config["resources"]["train_gpu"],
+        mem_mb=lambda wildcards, attempt: config["resources"]["train_mem_mb"] * attempt,
+        runtime=lambda wildcards, attempt: 30 * attempt,
+    params:
+        seed=config["seed"],
+        probe=NOISE_PROBE_PARAMS,
+        accelerator=config["noise"]["accelerator"],
+    script:
+        "../scripts/noise_probe.py"
+
+
+rule noise_probe_population:
+    input:
+        train="results/data/train.npz",
+        test="results/data/test.npz",
+        # The training pack that holds the baseline pair "none" (the first of PACKS).
+        weights=f"results/mislabel/populations/{PACKS[0]}/weights.safetensors",
+    output:
+        groups="results/noise/probes/population/groups.parquet",
+        distances="results/noise/probes/population/distances.parquet",
+        mst="results/noise/probes/population/mst.parquet",
+    log:
+        "results/logs/noise/noise_probe_population.log",
+    conda:
+        "../envs/torch.yaml"
+    resources:
+        gpu=config["resources"]["train_gpu"],
+        mem_mb=lambda wildcards, attempt: config["resources"]["train_mem_mb"] * attempt,
+        runtime=lambda wildcards, attempt: 30 * attempt,
+    params:
+        seed=config["seed"],
+        probe=NOISE_PROBE_PARAMS,
+        accelerator=config["noise"]["accelerator"],
+    script:
+        "../scripts/noise_probe_population.py"
+
+
+rule noise_input_clutter:
+    input:
+        test="results/data/test.npz",
+    output:
+        table="results/noise/probes/input_clutter.parquet",
+    log:
+        "results/logs/noise/noise_input_clutter.log",
+    localrule: True
+    conda:
+        "../envs/torch.yaml"
+    resources:
+        mem_mb=lambda wildcards, attempt: 4000 * attempt,
+        runtime=lambda wildcards, attempt: 10 * attempt,
+    script:
+        "../scripts/noise_input_clutter.py"
+
+
+rule noise_tables:
+    input:
+        groups=expand("{probe}/groups.parquet", probe=NOISE_PROBES),
+        distances=expand("{probe}/distances.parquet", probe=NOISE_PROBES),
+        mst=expand("{probe}/mst.parquet", probe=NOISE_PROBES),
+        metrics=expand(
+            "results/noise/models/{task}/seed{seed}/metrics.json",
+            task=NOISE_TASKS,
+            seed=NOISE_SEEDS,
+        ),
+        input_clutter="results/noise/probes/input_clutter.parquet",
+    output:
+        expand(
+            "results/noise/tables/{name}{ext}",
+            name=NOISE_TABLES,
+            ext=TABLE_EXTS,
+        ),
+    log:
+        "results/logs/noise/noise_tables.log",
+    localrule: True
+    conda:
+        "../envs/analysis.yaml"
+    resources:
+        mem_mb=lambda wildcards, attempt: 4000 * attempt,
+        runtime=lambda wildcards, attempt: 10 * attempt,
+    params:
+        binary_classes=config["noise"]["binary_classes"],
+    script:
+        "../scripts/noise_tables.py"
+
+
+rule noise_predicted_classes:
+    input:
+        groups="results/noise/tables/groups.parquet",
+        agreement="results/noise/tables/agreement.parquet",
+    output:
+        pdf="results/noise/figures/predicted_classes_{source}.pdf",
+        png=report(
+            "results/noise/figures/predicted_classes_{source}.png",
+            caption="../report/noise_predicted_classes.rst",
+            category="Noise study",
+            subcategory="Predicted classes",
+            labels={"figure": "predicted classes", "source": "{source}"},
+        ),
+    log:
+        "results/logs/noise/noise_predicted_classes/{source}.log",
+    wildcard_constraints:
+        source="resnet18|keras_cnn",
+    localrule: True
+    conda:
+        "../envs/analysis.yaml"
+    resources:
+        mem_mb=lambda wildcards, attempt: 2000 * attempt,
+        runtime=lambda wildcards, attempt: 10 * attempt,
+    script:
+        "../scripts/noise_predicted_classes.py"
+
+
+rule noise_mst:
+    input:
+        distances="results/noise/tables/distances.parquet",
+        mst="results/noise/tables/mst.parquet",
+    output:
+        pdf="results/noise/figures/mst_{probe}.pdf",
+        png=report(
+            "results/noise/figures/mst_{probe}.png",
+            caption="../report/noise_mst.rst",
+            category="Noise study",
+            subcategory="Feature geometry",
+            labels={"figure": "mst", "probe set": "{probe}"},
+        ),
+    log:
+        "results/logs/noise/noise_mst/{probe}.log",
+    wildcard_constraints:
+        probe="|".join(config["noise"]["probe_sets"]),
+    localrule: True
+    conda:
+        "../envs/analysis.yaml"
+    resources:
+        mem_mb=lambda wildcards, attempt: 2000 * attempt,
+        runtime=lambda wildcards, attempt: 10 * attempt,
+    script:
+        "../scripts/noise_mst.py"
+
+
+rule noise_distance_to_noise:
+    input:
+        distances="results/noise/tables/distances.parquet",
+    output:
+        pdf="results/noise/figures/distance_to_noise.pdf",
+        png=report(
+            "results/noise/figures/distance_to_noise.png",
+            caption="../report/noise_distance_to_noise.rst",
+            category="Noise study",
+            subcategory="Feature geometry",
+            labels={"figure": "distance to noise"},
+        ),
+    log:
+        "results/logs/noise/noise_distance_to_noise.log",
+    localrule: True
+    conda:
+        "../envs/analysis.yaml"
+    resources:
+        mem_mb=lambda wildcards, attempt: 2000 * attempt,
+        runtime=lambda wildcards, attempt: 10 * attempt,
+    script:
+        "../scripts/noise_distance_to_noise.py"
+
+
+rule noise_binary:
+    input:
+        binary="results/noise/tables/binary.parquet",
+    output:
+        pdf="results/noise/figures/binary.pdf",
+        png=report(
+            "results/noise/figures/binary.png",
+            caption="../report/noise_binary.rst",
+            category="Noise study",
+            subcategory="Binary networks",
+            labels={"figure": "binary"},
+        ),
+    log:
+        "results/logs/noise/noise_binary.log",
+    localrule: True
+    conda:
+        "../envs/analysis.yaml"
+    resources:
+        mem_mb=lambda wildcards, attempt: 2000 * attempt,
+        runtime=lambda wildcards, attempt: 10 * attempt,
+    script:
+        "../scripts/noise_binary.py"
+
+
+rule noise_auroc:
+    input:
+        groups="results/noise/tables/groups.parquet",
+    output:
+        pdf="results/noise/figures/auroc.pdf",
+        png=report(
+            "results/noise/figures/auroc.png",
+            caption="../report/noise_auroc.rst",
+            category="Noise study",
+            subcategory="Out-of-distribution score",
+            labels={"figure": "auroc"},
+        ),
+    log:
+        "results/logs/noise/noise_auroc.log",
+    localrule: True
+    conda:
+        "../envs/analysis.yaml"
+    resources:
+        mem_mb=lambda wildcards, attempt: 2000 * attempt,
+        runtime=lambda wildcards, attempt: 10 * attempt,
+    script:
+        "../scripts/noise_auroc.py"
+
+
+rule noise_clutter:
+    input:
+        clutter="results/noise/tables/clutter.parquet",
+        correlations="results/noise/tables/clutter_correlations.parquet",
+    output:
+        pdf="results/noise/figures/clutter.pdf",
+        png=report(
+            "results/noise/figures/clutter.png",
+            caption="../report/noise_clutter.rst",
+            category="Noise study",
+            subcategory="Clutter",
+            labels={"figure": "clutter"},
+        ),
+    log:
+        "results/logs/noise/noise_clutter.log",
+    localrule: True
+    conda:
+        "../envs/analysis.yaml"
+    resources:
+        mem_mb=lambda wildcards, attempt: 2000 * attempt,
+        runtime=lambda wildcards, attempt: 10 * attempt,
+    script:
+        "../scripts/noise_clutter.py"
