@@ -1,0 +1,184 @@
+# The visualize study: four networks -> evaluation, class-wise patterns, visualizations -> figures.
+
+
+rule visualize_train:
+    input:
+        train="results/data/train.npz",
+        test="results/data/test.npz",
+    output:
+        weights="results/visualize/models/{model}/weights.safetensors",
+        history="results/visualize/models/{model}/history.csv",
+        metrics="results/visualize/models/{model}/metrics.parquet",
+    log:
+        "results/logs/visualize/visualize_train/{model}.log",
+    benchmark:
+        "results/benchmarks/visualize/visualize_train/{model}.tsv"
+    wildcard_constraints:
+        model="|".join(VISUALIZE_TRAINED),
+    conda:
+        "../envs/torch.yaml"
+    resources:
+        gpu=config["resources"]["train_gpu"],
+        mem_mb=lambda wildcards, attempt: config["resources"]["train_mem_mb"] * attempt,
+        runtime=lambda wildcards, attempt: config["resources"]["train_runtime"]
+        * attempt,
+    params:
+        seed=config["seed"],
+        vis=config["visualize"],
+    script:
+        "../scripts/visualize_train.py"
+
+
+rule visualize_features:
+    input:
+        train="results/data/train.npz",
+        test="results/data/test.npz",
+        weights=lambda wildcards: VISUALIZE_WEIGHTS[wildcards.model],
+    output:
+        "results/visualize/features/{model}.npz",
+    log:
+        "results/logs/visualize/visualize_features/{model}.log",
+    benchmark:
+        "results/benchmarks/visualize/visualize_features/{model}.tsv"
+    wildcard_constraints:
+        model="|".join(VISUALIZE_WEIGHTS),
+    conda:
+        "../envs/torch.yaml"
+    resources:
+        gpu=config["resources"]["train_gpu"],
+        mem_mb=lambda wildcards, attempt: config["resources"]["train_mem_mb"] * attempt,
+        runtime=lambda wildcards, attempt: config["resources"]["train_runtime"]
+        * attempt,
+    params:
+        seed=config["seed"],
+        vis=config["visualize"],
+    script:
+        "../scripts/visualize_features.py"
+
+
+rule visualize_feature_figures:
+    input:
+        "results/visualize/features/{model}.npz",
+    output:
+        am_pdf="results/visualize/figures/activation_maximization_{model}.pdf",
+        am_png=report(
+            "results/visualize/figures/activation_maximization_{model}.png",
+            caption="../report/visualize_activation_maximization.rst",
+            category="Visualize study",
+            subcategory="Activation maximization",
+            labels={"figure": "class images", "model": "{model}"},
+        ),
+        caricature_pdf="results/visualize/figures/caricature_{model}.pdf",
+        caricature_png=report(
+            "results/visualize/figures/caricature_{model}.png",
+            caption="../report/visualize_caricature.rst",
+            category="Visualize study",
+            subcategory="Caricatures",
+            labels={"figure": "caricatures", "model": "{model}"},
+        ),
+        inversion_pdf="results/visualize/figures/inversion_{model}.pdf",
+        inversion_png=report(
+            "results/visualize/figures/inversion_{model}.png",
+            caption="../report/visualize_inversion.rst",
+            category="Visualize study",
+            subcategory="Inversions",
+            labels={"figure": "inversions", "model": "{model}"},
+        ),
+    log:
+        "results/logs/visualize/visualize_feature_figures/{model}.log",
+    wildcard_constraints:
+        model="|".join(VISUALIZE_WEIGHTS),
+    localrule: True
+    conda:
+        "../envs/analysis.yaml"
+    resources:
+        mem_mb=lambda wildcards, attempt: 2000 * attempt,
+        runtime=lambda wildcards, attempt: 10 * attempt,
+    script:
+        "../scripts/visualize_feature_figures.py"
+
+
+rule visualize_patterns:
+    input:
+        train="results/data/train.npz",
+        test="results/data/test.npz",
+        weights="results/visualize/models/{model}/weights.safetensors",
+    output:
+        table="results/visualize/patterns/{model}.parquet",
+        arrays="results/visualize/patterns/{model}.npz",
+    log:
+        "results/logs/visualize/visualize_patterns/{model}.log",
+    benchmark:
+        "results/benchmarks/visualize/visualize_patterns/{model}.tsv"
+    wildcard_constraints:
+        model="|".join(VISUALIZE_PATTERN_MODELS),
+    conda:
+        "../envs/torch.yaml"
+    resources:
+        gpu=config["resources"]["train_gpu"],
+        mem_mb=lambda wildcards, attempt: config["resources"]["train_mem_mb"] * attempt,
+        runtime=lambda wildcards, attempt: config["resources"]["train_runtime"]
+        * attempt,
+    params:
+        seed=config["seed"],
+        vis=config["visualize"],
+    script:
+        "../scripts/visualize_patterns.py"
+
+
+rule visualize_patterns_report:
+    input:
+        tables=expand(
+            "results/visualize/patterns/{model}.parquet",
+            model=VISUALIZE_PATTERN_MODELS,
+        ),
+        arrays=expand(
+            "results/visualize/patterns/{model}.npz", model=VISUALIZE_PATTERN_MODELS
+        ),
+    output:
+        multiext("results/visualize/tables/class_patterns", *TABLE_EXTS),
+        pdf="results/visualize/figures/class_patterns.pdf",
+        png=report(
+            "results/visualize/figures/class_patterns.png",
+            caption="../report/visualize_class_patterns.rst",
+            category="Visualize study",
+            subcategory="Class-wise patterns",
+            labels={"figure": "class-wise patterns"},
+        ),
+    log:
+        "results/logs/visualize/visualize_patterns_report.log",
+    localrule: True
+    conda:
+        "../envs/analysis.yaml"
+    resources:
+        mem_mb=lambda wildcards, attempt: 2000 * attempt,
+        runtime=lambda wildcards, attempt: 10 * attempt,
+    script:
+        "../scripts/visualize_patterns_report.py"
+
+
+rule visualize_models_report:
+    input:
+        expand(
+            "results/visualize/models/{model}/metrics.parquet", model=VISUALIZE_TRAINED
+        ),
+    output:
+        multiext("results/visualize/tables/models", *TABLE_EXTS),
+        pdf="results/visualize/figures/robustness.pdf",
+        png=report(
+            "results/visualize/figures/robustness.png",
+            caption="../report/visualize_robustness.rst",
+            category="Visualize study",
+            subcategory="Top-down network",
+            labels={"figure": "accuracy under PGD"},
+        ),
+    log:
+        "results/logs/visualize/visualize_models_report.log",
+    localrule: True
+    conda:
+        "../envs/analysis.yaml"
+    resources:
+        mem_mb=lambda wildcards, attempt: 2000 * attempt,
+        runtime=lambda wildcards, attempt: 10 * attempt,
+    script:
+        "../scripts/visualize_models_report.py"
