@@ -1,0 +1,292 @@
+# The adversarial study (Szegedy et al. 2013) on MNIST: model zoo -> minimal adversarial
+# examples -> transfer tables -> figures; adversarial training; unit inspection.
+rule prepare_adversarial_dataset:
+    output:
+        train="results/adversarial/data/train.npz",
+        test="results/adversarial/data/test.npz",
+        manifest="results/adversarial/data/manifest.json",
+    log:
+        "results/logs/adversarial/prepare_adversarial_dataset.log",
+    conda:
+        "../envs/torch.yaml"
+    resources:
+        mem_mb=lambda wildcards, attempt: 8000 * attempt,
+        runtime=lambda wildcards, attempt: 30 * attempt,
+    params:
+        dataset={**ADV["dataset"], "seed": config["seed"]},
+    script:
+        "../scripts/prepare_data.py"
+
+
+rule train_zoo_model:
+    input:
+        train="results/adversarial/data/train.npz",
+        test="results/adversarial/data/test.npz",
+    output:
+        weights="results/adversarial/models/{trainset}/{zoo}.safetensors",
+        metrics="results/adversarial/models/{trainset}/{zoo}.json",
+    log:
+        "results/logs/adversarial/train_zoo_model/{trainset}/{zoo}.log",
+    benchmark:
+        "results/benchmarks/adversarial/train_zoo_model/{trainset}/{zoo}.tsv"
+    conda:
+        "../envs/torch.yaml"
+    resources:
+        gpu=config["resources"]["train_gpu"],
+        mem_mb=lambda wildcards, attempt: 8000 * attempt,
+        runtime=lambda wildcards, attempt: config["resources"]["train_runtime"]
+        * attempt,
+    params:
+        name=lambda wildcards: ZOO_NAMES[wildcards.zoo],
+        seed=config["seed"],
+        adversarial=ADV,
+    script:
+        "../scripts/train_zoo_model.py"
+
+
+rule attack_zoo_model:
+    input:
+        weights="results/adversarial/models/{trainset}/{zoo}.safetensors",
+        test="results/adversarial/data/test.npz",
+    output:
+        "results/adversarial/examples/{trainset}/{zoo}.npz",
+    log:
+        "results/logs/adversarial/attack_zoo_model/{trainset}/{zoo}.log",
+    benchmark:
+        "results/benchmarks/adversarial/attack_zoo_model/{trainset}/{zoo}.tsv"
+    conda:
+        "../envs/torch.yaml"
+    resources:
+        gpu=config["resources"]["train_gpu"],
+        mem_mb=lambda wildcards, attempt: 8000 * attempt,
+        runtime=lambda wildcards, attempt: config["resources"]["train_runtime"]
+        * attempt,
+    params:
+        name=lambda wildcards: ZOO_NAMES[wildcards.zoo],
+        seed=config["seed"],
+        attack=ADV["attack"],
+    script:
+        "../scripts/attack_zoo_model.py"
+
+
+rule zoo_table:
+    input:
+        metrics=expand("results/adversarial/models/full/{zoo}.json", zoo=ZOO_SLUGS),
+        examples=expand("results/adversarial/examples/full/{zoo}.npz", zoo=ZOO_SLUGS),
+    output:
+        multiext("results/adversarial/tables/zoo", *TABLE_EXTS),
+    log:
+        "results/logs/adversarial/zoo_table.log",
+    localrule: True
+    conda:
+        "../envs/analysis.yaml"
+    resources:
+        mem_mb=lambda wildcards, attempt: 2000 * attempt,
+        runtime=lambda wildcards, attempt: 10 * attempt,
+    script:
+        "../scripts/zoo_table.py"
+
+
+rule cross_model_table:
+    input:
+        weights=expand(
+            "results/adversarial/models/full/{zoo}.safetensors", zoo=ZOO_SLUGS
+        ),
+        examples=expand("results/adversarial/examples/full/{zoo}.npz", zoo=ZOO_SLUGS),
+        test="results/adversarial/data/test.npz",
+    output:
+        multiext("results/adversarial/tables/cross_model", *TABLE_EXTS),
+    log:
+        "results/logs/adversarial/cross_model_table.log",
+    conda:
+        "../envs/torch.yaml"
+    resources:
+        mem_mb=lambda wildcards, attempt: 4000 * attempt,
+        runtime=lambda wildcards, attempt: 10 * attempt,
+    params:
+        names=[ZOO_NAMES[s] for s in ZOO_SLUGS],
+        noise_std=ADV["noise_std"],
+        seed=config["seed"],
+    script:
+        "../scripts/cross_model_table.py"
+
+
+rule cross_training_set_tables:
+    input:
+        weights=expand("results/adversarial/models/{file}.safetensors", file=CTS_FILES),
+        metrics=expand("results/adversarial/models/{file}.json", file=CTS_FILES),
+        examples=expand("results/adversarial/examples/{file}.npz", file=CTS_FILES),
+        test="results/adversarial/data/test.npz",
+    output:
+        models=multiext(
+            "results/adversarial/tables/cross_training_set_models", *TABLE_EXTS
+        ),
+        matrix=multiext("results/adversarial/tables/cross_training_set", *TABLE_EXTS),
+    log:
+        "results/logs/adversarial/cross_training_set_tables.log",
+    conda:
+        "../envs/torch.yaml"
+    resources:
+        mem_mb=lambda wildcards, attempt: 4000 * attempt,
+        runtime=lambda wildcards, attempt: 10 * attempt,
+    params:
+        models=CROSS_TRAINING_SET,
+        noise_std=ADV["cross_training_set"]["noise_std"],
+        rescale_rms=ADV["cross_training_set"]["rescale_rms"],
+        seed=config["seed"],
+    script:
+        "../scripts/cross_training_set_tables.py"
+
+
+rule error_matrix_heatmap:
+    input:
+        "results/adversarial/tables/{matrix}.parquet",
+    output:
+        pdf="results/adversarial/figures/{matrix}.pdf",
+        png=report(
+            "results/adversarial/figures/{matrix}.png",
+            caption="../report/adversarial_error_matrix.rst",
+            category="Adversarial study",
+            labels={"figure": "{matrix}"},
+        ),
+    log:
+        "results/logs/adversarial/error_matrix_heatmap/{matrix}.log",
+    localrule: True
+    conda:
+        "../envs/analysis.yaml"
+    resources:
+        mem_mb=lambda wildcards, attempt: 2000 * attempt,
+        runtime=lambda wildcards, attempt: 5 * attempt,
+    script:
+        "../scripts/error_matrix_heatmap.py"
+
+
+rule distortion_figure:
+    input:
+        examples=expand("results/adversarial/examples/full/{zoo}.npz", zoo=ZOO_SLUGS),
+    output:
+        pdf="results/adversarial/figures/distortion.pdf",
+        png=report(
+            "results/adversarial/figures/distortion.png",
+            caption="../report/adversarial_distortion.rst",
+            category="Adversarial study",
+            labels={"figure": "minimal distortion"},
+        ),
+    log:
+        "results/logs/adversarial/distortion_figure.log",
+    localrule: True
+    conda:
+        "../envs/analysis.yaml"
+    resources:
+        mem_mb=lambda wildcards, attempt: 2000 * attempt,
+        runtime=lambda wildcards, attempt: 5 * attempt,
+    params:
+        names=[ZOO_NAMES[s] for s in ZOO_SLUGS],
+    script:
+        "../scripts/distortion_figure.py"
+
+
+rule example_grid:
+    input:
+        examples=expand("results/adversarial/examples/full/{zoo}.npz", zoo=ZOO_SLUGS),
+        test="results/adversarial/data/test.npz",
+    output:
+        pdf="results/adversarial/figures/examples.pdf",
+        png=report(
+            "results/adversarial/figures/examples.png",
+            caption="../report/adversarial_examples.rst",
+            category="Adversarial study",
+            labels={"figure": "examples"},
+        ),
+    log:
+        "results/logs/adversarial/example_grid.log",
+    localrule: True
+    conda:
+        "../envs/torch.yaml"
+    resources:
+        mem_mb=lambda wildcards, attempt: 2000 * attempt,
+        runtime=lambda wildcards, attempt: 5 * attempt,
+    params:
+        names=[ZOO_NAMES[s] for s in ZOO_SLUGS],
+        figures=ADV["figures"],
+    script:
+        "../scripts/example_grid.py"
+
+
+rule adversarial_training:
+    input:
+        train="results/adversarial/data/train.npz",
+        test="results/adversarial/data/test.npz",
+    output:
+        "results/adversarial/training/{regime}/{replicate}.json",
+    log:
+        "results/logs/adversarial/adversarial_training/{regime}/{replicate}.log",
+    benchmark:
+        "results/benchmarks/adversarial/adversarial_training/{regime}/{replicate}.tsv"
+    conda:
+        "../envs/torch.yaml"
+    resources:
+        gpu=config["resources"]["train_gpu"],
+        mem_mb=lambda wildcards, attempt: 8000 * attempt,
+        runtime=lambda wildcards, attempt: config["resources"]["train_runtime"]
+        * attempt,
+    params:
+        seed=config["seed"],
+        adversarial=ADV,
+    script:
+        "../scripts/adversarial_training.py"
+
+
+rule adversarial_training_table:
+    input:
+        expand(
+            "results/adversarial/training/{regime}/{replicate}.json",
+            regime=REGIMES,
+            replicate=range(ADV["adversarial_training"]["replicates"]),
+        ),
+    output:
+        tables=multiext("results/adversarial/tables/adversarial_training", *TABLE_EXTS),
+        pdf="results/adversarial/figures/adversarial_training.pdf",
+        png=report(
+            "results/adversarial/figures/adversarial_training.png",
+            caption="../report/adversarial_training.rst",
+            category="Adversarial study",
+            labels={"figure": "adversarial training"},
+        ),
+    log:
+        "results/logs/adversarial/adversarial_training_table.log",
+    localrule: True
+    conda:
+        "../envs/analysis.yaml"
+    resources:
+        mem_mb=lambda wildcards, attempt: 2000 * attempt,
+        runtime=lambda wildcards, attempt: 5 * attempt,
+    script:
+        "../scripts/adversarial_training_table.py"
+
+
+rule unit_inspection:
+    input:
+        weights=f"results/adversarial/models/full/{zoo_slug(ADV['units']['model'])}.safetensors",
+        test="results/adversarial/data/test.npz",
+    output:
+        pdf="results/adversarial/figures/units.pdf",
+        png=report(
+            "results/adversarial/figures/units.png",
+            caption="../report/adversarial_units.rst",
+            category="Adversarial study",
+            labels={"figure": "units"},
+        ),
+    log:
+        "results/logs/adversarial/unit_inspection.log",
+    localrule: True
+    conda:
+        "../envs/torch.yaml"
+    resources:
+        mem_mb=lambda wildcards, attempt: 4000 * attempt,
+        runtime=lambda wildcards, attempt: 10 * attempt,
+    params:
+        seed=config["seed"],
+        units=ADV["units"],
+    script:
+        "../scripts/unit_inspection.py"

@@ -1,0 +1,152 @@
+"""The adversarial study (rules/adversarial.smk) in the workflow: its DAG in both configs and the
+demo's tables, examples and figures (from the session's demo run, see conftest.demo_run)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import matplotlib.image
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+
+from nnprobe.data import load_split
+from nnprobe.szegedy import load_zoo_model, rms_distortion, unit_pixels, zoo_slug
+
+REPO = Path(__file__).resolve().parents[1]
+CONFIG = REPO / "config" / "config.yaml"
+DEMO = REPO / "config" / "demo.yaml"
+
+# Jobs of the study per config: the zoo (4 models in demo.yaml, 6 in config.yaml) plus the three
+# cross-training-set models; three regimes x replicates (2 in demo.yaml, 3 in config.yaml).
+ADVERSARIAL_JOBS = {
+    "demo": {"train_zoo_model": 7, "attack_zoo_model": 7, "adversarial_training": 6},
+    "paper": {"train_zoo_model": 9, "attack_zoo_model": 9, "adversarial_training": 9},
+}
+ONE_EACH = [
+    "prepare_adversarial_dataset", "zoo_table", "cross_model_table", "cross_training_set_tables",
+    "distortion_figure", "example_grid", "adversarial_training_table", "unit_inspection",
+]
+DEMO_MODELS = ["FC10(1e-4)", "FC10(1)", "FC100-100-10", "AE400-10"]
+TABLES = ["zoo", "cross_model", "cross_training_set_models", "cross_training_set", "adversarial_training"]
+FIGURES = ["cross_model", "cross_training_set", "distortion", "examples", "adversarial_training", "units"]
+
+
+def targets() -> list[str]:
+    return [f"results/adversarial/tables/{t}.md" for t in TABLES] + [
+        f"results/adversarial/figures/{f}.png" for f in FIGURES
+    ]
+
+
+def job_counts(output: str) -> dict[str, int]:
+    lines = output.splitlines()
+    start = lines.index("Job stats:")
+    counts = {}
+    for line in lines[start + 3 :]:
+        if not line.strip():
+            break
+        rule, count = line.split()
+        counts[rule] = int(count)
+    return counts
+
+
+@pytest.mark.parametrize("which", ["demo", "paper"])
+def test_dag_of_the_study(run_snakemake, tmp_path, which):
+    proc = run_snakemake(["-n", *targets()], directory=tmp_path, configfiles=(DEMO if which == "demo" else CONFIG,))
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    counts = job_counts(proc.stdout)
+    for rule, n in ADVERSARIAL_JOBS[which].items():
+        assert counts.get(rule) == n, (rule, counts)
+    for rule in ONE_EACH:
+        assert counts.get(rule) == 1, (rule, counts)
+    assert counts["error_matrix_heatmap"] == 2
+    assert not {r for r in counts if r.startswith(("train_population", "prepare_dataset"))}, counts
+
+
+def test_units_model_must_be_trained(run_snakemake, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text('adversarial:\n  models: ["FC10(1)"]\n')
+    proc = run_snakemake(["-n"], directory=tmp_path, configfiles=(CONFIG, bad))
+    assert proc.returncode != 0
+    assert "adversarial.units.model" in proc.stdout and "FC100-100-10" in proc.stdout, proc.stdout[-3000:]
+
+
+# --------------------------------------------------------------------------- the demo's results
+
+
+@pytest.fixture(scope="module")
+def adv(demo_run) -> Path:
+    return demo_run / "results" / "adversarial"
+
+
+@pytest.mark.slow
+def test_demo_examples_are_adversarial_and_in_the_box(adv):
+    test = load_split(adv / "data" / "test.npz")
+    for name in DEMO_MODELS:
+        model = load_zoo_model(name, adv / "models" / "full" / f"{zoo_slug(name)}.safetensors", 64, 10)
+        with np.load(adv / "examples" / "full" / f"{zoo_slug(name)}.npz") as ex:
+            ok = ex["success"]
+            assert ok.size == 20 and ok.all(), name  # the demo's budget reaches every image
+            x_adv = torch.from_numpy(ex["adversarial"])
+            x = unit_pixels(test.images[ex["index"]])
+            assert torch.equal(torch.from_numpy(ex["label"]), torch.from_numpy(test.labels[ex["index"]]))
+            with torch.no_grad():
+                pred = model(x_adv).argmax(1).numpy()
+            np.testing.assert_array_equal(pred, ex["target"])  # classified as the target
+            assert (ex["target"] != ex["label"]).all()
+            assert x_adv.min() >= 0 and x_adv.max() <= 1
+            np.testing.assert_allclose(ex["distortion"], rms_distortion(x_adv, x).double().numpy(), rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.slow
+def test_demo_tables(adv):
+    tables = adv / "tables"
+    zoo = pd.read_parquet(tables / "zoo.parquet")
+    assert list(zoo["model"]) == DEMO_MODELS
+    assert (zoo["failed"] == 0).all() and (zoo["attacked"] == 20).all()
+    assert zoo["test_error"].between(0, 0.3).all() and (zoo["mean_min_distortion"] > 0).all()
+
+    cross = pd.read_parquet(tables / "cross_model.parquet")
+    rows = [f"{m} examples" for m in DEMO_MODELS] + ["clean images", "Gaussian noise, stddev=0.1", "Gaussian noise, stddev=0.3"]
+    assert list(cross["examples"]) == rows and list(cross.columns[3:]) == DEMO_MODELS
+    for m in DEMO_MODELS:  # a model's own examples fool it every time
+        assert cross.loc[cross["examples"] == f"{m} examples", m].item() == 1.0
+    errors = cross[DEMO_MODELS].to_numpy()
+    assert ((errors >= 0) & (errors <= 1)).all()
+    noise = cross.set_index("examples")["distortion"]
+    assert 0 < noise["Gaussian noise, stddev=0.1"] <= 0.1 < noise["Gaussian noise, stddev=0.3"] <= 0.3
+
+    models = pd.read_parquet(tables / "cross_training_set_models.parquet")
+    assert list(models["model"]) == ["FC100-100-10 (P1)", "FC123-456-10 (P1)", "FC100-100-10 (P2)"]
+    assert list(models["trained_on"]) == ["P1", "P1", "P2"]
+    matrix = pd.read_parquet(tables / "cross_training_set.parquet").set_index("examples")
+    assert len(matrix) == 3 * 2 + 2
+    rescaled = matrix[matrix.index.str.contains("at RMS 0.1")]
+    assert len(rescaled) == 3 and (rescaled["distortion"] <= 0.1 + 1e-6).all()
+
+    training = pd.read_parquet(tables / "adversarial_training.parquet")
+    assert list(training["regime"]) == ["weight_decay", "dropout", "adversarial_pool"]
+    assert (training["networks"] == 2).all() and training["mean_test_error"].between(0, 0.5).all()
+    for ext in (".csv", ".md"):
+        for t in TABLES:
+            assert (tables / f"{t}{ext}").stat().st_size > 0
+
+
+@pytest.mark.slow
+def test_demo_figures(adv):
+    for name in FIGURES:
+        png = adv / "figures" / f"{name}.png"
+        image = matplotlib.image.imread(png)
+        assert image.ndim == 3 and min(image.shape[:2]) > 200 and image.std() > 0, png
+        assert (adv / "figures" / f"{name}.pdf").read_bytes()[:5] == b"%PDF-"
+
+
+@pytest.mark.slow
+def test_demo_logs_name_what_was_done(demo_run):
+    logs = demo_run / "results" / "logs" / "adversarial"
+    attack = (logs / "attack_zoo_model" / "full" / "fc100-100-10.log").read_text()
+    assert re.search(r"FC100-100-10: 20/20 succeeded, mean RMS distortion 0\.\d+", attack), attack
+    pool = (logs / "adversarial_training" / "adversarial_pool" / "0.log").read_text()
+    assert "pool: {'pool_size':" in pool, pool
