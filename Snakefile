@@ -13,6 +13,9 @@ report: "report/workflow.rst"
 include: "rules/common.smk"
 include: "rules/data.smk"
 include: "rules/mislabel.smk"
+include: "rules/adversarial.smk"
+include: "rules/noise.smk"
+include: "rules/visualize.smk"
 include: "rules/report.smk"
 
 
@@ -21,3 +24,27 @@ rule all:
     input:
         "results/config.yaml",
         mislabel_targets(),
+        adversarial_targets(),
+        noise_targets(),
+        visualize_targets(),
+
+
+# One target per study: `snakemake adversarial --cores 4` runs that study alone.
+rule mislabel:
+    input:
+        mislabel_targets(),
+
+
+rule adversarial:
+    input:
+        adversarial_targets(),
+
+
+rule noise:
+    input:
+        noise_targets(),
+
+
+rule visualize:
+    input:
+        visualize_targets(),

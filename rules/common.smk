@@ -1,6 +1,7 @@
 # Config validation and helpers shared by the rule files; no rules live here.
 import itertools
 import os
+import re
 import sys
 
 import yaml
@@ -60,3 +61,141 @@ def mislabel_targets():
         ext=["pdf", "png"],
     )
     return ["results/mislabel/tables/per_model_class.parquet", *tables, *figures]
+
+
+# --------------------------------------------------------------------------- adversarial study
+ADV = config["adversarial"]
+
+
+def zoo_slug(name):
+    """File-name form of a zoo name, as nnprobe.szegedy.zoo_slug: "FC10(1e-4)" -> "fc10_1e-4"."""
+    return re.sub(r"[^a-z0-9.-]+", "_", name.lower()).strip("_")
+
+
+# The cross-training-set models of Table 2: (zoo name, training set).
+CROSS_TRAINING_SET = [
+    ("FC100-100-10", "p1"),
+    ("FC123-456-10", "p1"),
+    ("FC100-100-10", "p2"),
+]
+ZOO_NAMES = {zoo_slug(n): n for n in ADV["models"] + [n for n, _ in CROSS_TRAINING_SET]}
+ZOO_SLUGS = [zoo_slug(n) for n in ADV["models"]]
+CTS_FILES = [f"{trainset}/{zoo_slug(n)}" for n, trainset in CROSS_TRAINING_SET]
+REGIMES = ["weight_decay", "dropout", "adversarial_pool"]
+ADV_TABLES = ["zoo", "cross_model", "cross_training_set_models", "cross_training_set"]
+if ADV["units"]["model"] not in ADV["models"]:
+    raise ValueError(
+        f"config key adversarial.units.model: {ADV['units']['model']!r} is not one of "
+        f"adversarial.models {ADV['models']}; add it there or pick one of them"
+    )
+
+
+wildcard_constraints:
+    trainset="full|p1|p2",
+    zoo="|".join(re.escape(s) for s in ZOO_NAMES),
+    regime="|".join(REGIMES),
+    replicate="[0-9]+",
+    matrix="cross_model|cross_training_set",
+
+
+def adversarial_targets():
+    """Every table and figure of the adversarial study."""
+    tables = expand(
+        "results/adversarial/tables/{table}{ext}",
+        table=ADV_TABLES + ["adversarial_training"],
+        ext=TABLE_EXTS,
+    )
+    figures = expand(
+        "results/adversarial/figures/{name}.{ext}",
+        name=[
+            "cross_model",
+            "cross_training_set",
+            "distortion",
+            "examples",
+            "adversarial_training",
+            "units",
+        ],
+        ext=["pdf", "png"],
+    )
+    return tables + figures
+
+
+# --------------------------------------------------------------------------- noise study
+NOISE_TASKS = ["multiclass", "binary"]
+NOISE_SEEDS = list(range(config["noise"]["seeds"]))
+NOISE_TABLES = [
+    "groups",
+    "agreement",
+    "distances",
+    "mst",
+    "binary",
+    "clutter",
+    "clutter_correlations",
+    "training",
+]
+NOISE_PROBES = expand(
+    "results/noise/probes/{task}/seed{seed}",
+    task=NOISE_TASKS,
+    seed=NOISE_SEEDS,
+) + (["results/noise/probes/population"] if config["noise"]["population"] else [])
+NOISE_SOURCES = ["resnet18"] + (["keras_cnn"] if config["noise"]["population"] else [])
+NOISE_PROBE_PARAMS = {
+    "sets": config["noise"]["probe_sets"],
+    "size": config["noise"]["probe_size"],
+    "lowfreq_cutoff": config["noise"]["lowfreq_cutoff"],
+}
+
+
+def noise_targets():
+    """Every table and figure of the noise study."""
+    return [
+        *expand(
+            "results/noise/tables/{name}{ext}",
+            name=NOISE_TABLES,
+            ext=TABLE_EXTS,
+        ),
+        *expand(
+            "results/noise/figures/{name}.{ext}",
+            name=[f"predicted_classes_{s}" for s in NOISE_SOURCES]
+            + [f"mst_{s}" for s in config["noise"]["probe_sets"]]
+            + ["distance_to_noise", "binary", "auroc", "clutter"],
+            ext=["pdf", "png"],
+        ),
+    ]
+
+
+# --------------------------------------------------------------------------- visualize study
+# The study's own networks: the standard CNN trained naturally, on BadNets-poisoned data and
+# with PGD, and the top-down network.
+VISUALIZE_TRAINED = ["natural", "backdoor", "adversarial", "topdown"]
+# Class-wise patterns are compared across the three training settings of the standard CNN.
+VISUALIZE_PATTERN_MODELS = ["natural", "backdoor", "adversarial"]
+VISUALIZE_FEATURE_MODELS = config["visualize"]["feature_models"]
+# "mislabel" visualizes the first network of the mislabel study's baseline population.
+VISUALIZE_WEIGHTS = {
+    **{
+        name: f"results/visualize/models/{name}/weights.safetensors"
+        for name in VISUALIZE_TRAINED
+    },
+    "mislabel": f"results/mislabel/populations/{PACKS[0]}/weights.safetensors",
+}
+
+
+def visualize_targets():
+    """Every table and figure of the visualize study."""
+    figures = expand(
+        "results/visualize/figures/{name}_{model}.{ext}",
+        name=["activation_maximization", "caricature", "inversion"],
+        model=VISUALIZE_FEATURE_MODELS,
+        ext=["pdf", "png"],
+    ) + expand(
+        "results/visualize/figures/{name}.{ext}",
+        name=["class_patterns", "robustness"],
+        ext=["pdf", "png"],
+    )
+    tables = expand(
+        "results/visualize/tables/{name}{ext}",
+        name=["models", "class_patterns"],
+        ext=TABLE_EXTS,
+    )
+    return [*tables, *figures]

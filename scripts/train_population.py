@@ -96,6 +96,7 @@ def main(inputs, outputs, pairs: list[str], seed: int, num_classes: int, mislabe
 
 
 if "snakemake" in globals():
+    torch.set_num_threads(snakemake.threads)  # noqa: F821  (the rule's threads, 1 by default)
     with logged(snakemake.log[0]) as log:  # noqa: F821
         main(
             snakemake.input,  # noqa: F821

@@ -21,6 +21,21 @@ def test_strings_from_the_command_line_become_numbers_where_the_schema_wants_the
     check_config(config, SCHEMA)
 
 
+def test_coercion_follows_schema_references():
+    """adversarial.dataset is a $ref to the shared dataset definition."""
+    config = {"adversarial": {"dataset": {"num_classes": "10", "download": "false"}, "attack": {"examples": "7"},
+                              "noise_std": "[0.1, 0.2]"}}
+    coerce_strings(config, SCHEMA)
+    assert config["adversarial"]["dataset"] == {"num_classes": 10, "download": False}
+    assert config["adversarial"]["attack"] == {"examples": 7}
+    assert config["adversarial"]["noise_std"] == [0.1, 0.2]
+    check_config(config, SCHEMA)
+    with pytest.raises(ConfigError, match=r"adversarial\.dataset\.source: 'web' is not allowed"):
+        check_config({"adversarial": {"dataset": {"source": "web"}}}, SCHEMA)
+    with pytest.raises(ConfigError, match=r"adversarial\.models\.0"):
+        check_config({"adversarial": {"models": ["FC10(5)"]}}, SCHEMA)
+
+
 def test_the_shipped_configs_are_valid():
     root = Path(__file__).resolve().parents[1] / "config"
     for name in ("config.yaml", "demo.yaml"):

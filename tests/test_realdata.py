@@ -138,3 +138,27 @@ def test_paper_config_on_the_jpeg_copy(nnprobe_data, run_snakemake, tmp_path):
     counts = job_counts(proc.stdout)
     assert counts["train_population"] == 46
     assert "prepare_dataset" not in counts  # the prepared data is up to date
+
+
+@pytest.mark.slow
+def test_real_mnist_fc100_100_10_under_3_percent(nnprobe_data):
+    """Szegedy et al.'s FC100-100-10 (sigmoid, their weight decay) trained on the CPU: < 3% test error.
+
+    The paper's Table 1 reports 1.64% for this network; the workflow's paper config trains 30
+    epochs (2.23% on the H100, docs/results.md). Here 8 epochs of Adam at lr 2e-3, batch 128,
+    on one thread (about 20 s of CPU; two threads on a busy 2-core machine were 20x slower).
+    """
+    from nnprobe.szegedy import error_rate, train_zoo_model, unit_pixels
+
+    splits, _ = load_dataset("idx", root=nnprobe_data)
+    x, y = unit_pixels(splits["train"].images), torch.from_numpy(splits["train"].labels)
+    xt, yt = unit_pixels(splits["test"].images), torch.from_numpy(splits["test"].labels)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        model = train_zoo_model("FC100-100-10", x, y, epochs=8, batch_size=128, lr=2e-3, seed=0)
+    finally:
+        torch.set_num_threads(threads)
+    test_error = error_rate(model, xt, yt)
+    assert test_error < 0.03, f"FC100-100-10 test error {test_error:.2%} on MNIST, expected < 3%"
+    assert error_rate(model, x, y) < test_error + 0.02

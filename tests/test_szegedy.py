@@ -7,6 +7,7 @@ in a few hundred steps; the whole file runs in well under a minute on two CPU co
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -39,6 +40,8 @@ from nnprobe.szegedy import (
     train_zoo_model,
     weight_decay_penalty,
 )
+
+REPO = Path(__file__).resolve().parents[1]
 
 # --------------------------------------------------------------------------- fixtures
 
@@ -493,3 +496,116 @@ def test_top_activating_images_hand_case():
         top_activating_images(acts, 2)
     with pytest.raises(ValueError, match="non-zero vector of length 2"):
         top_activating_images(acts, np.zeros(2))
+
+
+# --------------------------------------------------------------------------- workflow helpers
+
+
+def test_dropout_acts_in_training_only_and_only_on_sigmoid_networks(digits):
+    from nnprobe.szegedy import build_zoo_model
+
+    x = digits["x_test"][:32]
+    model = build_zoo_model("FC100-100-10", 64, 10, torch.Generator().manual_seed(0), dropout=(0.2, 0.5))
+    plain = build_zoo_model("FC100-100-10", 64, 10, torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        model.eval()
+        torch.testing.assert_close(model(x), plain.eval()(x))  # same weights, no dropout in eval
+        model.train()
+        torch.manual_seed(0)
+        a = model(x)
+        b = model(x)
+    assert not torch.allclose(a, b)  # dropout masks differ between calls in training
+    assert all(torch.equal(h, g) for h, g in zip(model.hidden(x), plain.hidden(x)))  # hidden(): no dropout
+    with pytest.raises(ValueError, match="sigmoid networks"):
+        build_zoo_model("FC10(1)", 64, 10, dropout=(0.2, 0.5))
+    with pytest.raises(ValueError, match="drop probability"):
+        build_zoo_model("FC100-100-10", 64, 10, dropout=(0.2, 1.0))
+
+
+def test_zoo_slug_matches_the_rules_and_is_unique():
+    import re as re_
+
+    from nnprobe.szegedy import zoo_slug
+
+    rules = (REPO / "rules" / "common.smk").read_text()
+    pattern = re_.search(r're\.sub\((r"[^"]+"), "_", name\.lower\(\)\)\.strip\("_"\)', rules)
+    assert pattern, "rules/common.smk no longer defines zoo_slug like nnprobe.szegedy.zoo_slug"
+    import inspect
+
+    assert pattern.group(1) in inspect.getsource(zoo_slug), "the rules and the package slug zoo names differently"
+    slugs = {zoo_slug(name) for name in ZOO}
+    assert len(slugs) == len(ZOO)
+    assert zoo_slug("FC10(1e-4)") == "fc10_1e-4" and zoo_slug("AE400-10") == "ae400-10"
+    assert all(re_.fullmatch(r"[a-z0-9._-]+", s) for s in slugs)
+
+
+def test_schema_lists_exactly_the_zoo():
+    import yaml
+
+    schema = yaml.safe_load((REPO / "config" / "schema.yaml").read_text())
+    adv = schema["properties"]["adversarial"]["properties"]
+    assert set(adv["models"]["items"]["enum"]) == set(ZOO)
+    assert set(adv["models"]["default"]) <= set(ZOO)
+
+
+def test_halving_c_grid_and_attacked_subset():
+    from nnprobe.szegedy import attacked_subset, halving_c_grid
+
+    assert halving_c_grid(64, 2**-12) == DEFAULT_C_GRID
+    assert halving_c_grid(1.0, 0.3) == (1.0, 0.5)
+    with pytest.raises(ValueError):
+        halving_c_grid(0.1, 1.0)
+    a = attacked_subset(100, 10, seed=3)
+    assert a.dtype == np.int64 and len(np.unique(a)) == 10 and np.all(np.diff(a) > 0) and a.max() < 100
+    assert np.array_equal(a, attacked_subset(100, 10, seed=3))
+    assert not np.array_equal(a, attacked_subset(100, 10, seed=4))
+    assert np.array_equal(attacked_subset(5, 10, seed=0), np.arange(5))
+
+
+def test_save_load_zoo_model_round_trip(tmp_path, mlp, digits):
+    from nnprobe.szegedy import error_rate, load_zoo_model, save_zoo_model, unit_pixels
+
+    model = build_zoo_model("FC100-100-10", 64, 10, torch.Generator().manual_seed(5))
+    save_zoo_model(model, tmp_path / "m.safetensors")
+    back = load_zoo_model("FC100-100-10", tmp_path / "m.safetensors", 64, 10)
+    x = digits["x_test"]
+    torch.testing.assert_close(back(x), model.eval()(x))
+    with pytest.raises(ValueError, match="does not hold the weights"):
+        load_zoo_model("FC200-200-10", tmp_path / "m.safetensors", 64, 10)
+    err = error_rate(mlp, x, digits["y_test"], batch_size=7)
+    assert err == pytest.approx(1 - accuracy(mlp, x, digits["y_test"]))
+    pixels = unit_pixels(np.array([[[[0, 255]]]], dtype=np.uint8))
+    assert pixels.dtype == torch.float32 and pixels.flatten().tolist() == [0.0, 1.0]
+    with pytest.raises(TypeError, match="uint8"):
+        unit_pixels(np.zeros((1, 1, 2, 2)))
+
+
+def test_adversarial_pool_holds_true_labels_and_adversarial_examples(digits):
+    from nnprobe.szegedy import train_with_adversarial_pool
+
+    x, y = digits["x_train"][:400], digits["y_train"][:400]
+    attack = {"c_grid": (1.0, 0.25, 0.0625), "max_iter": 20, "bisection_steps": 0, "refine_steps": 0}
+
+    def run():
+        model = fc_sigmoid((32,), num_inputs=64, generator=torch.Generator().manual_seed(1))
+        history, pool = train_with_adversarial_pool(
+            model, x, y, (1e-5, 1e-6), epochs=3, pool_size=40, refresh_every=5, refresh_size=16,
+            batch_size=50, lr=1e-2, seed=7, attack=attack,
+        )
+        return model, history, pool
+
+    model, history, pool = run()
+    # 3 epochs x 8 steps, refreshed at steps 0, 5, ..., 20: 5 refreshes of 16 images.
+    assert 0 < pool.generated and pool.generated + pool.failed <= 5 * 16
+    assert len(pool) == min(40, pool.generated) and len(pool.distortions) == pool.generated
+    assert pool.images.min() >= 0 and pool.images.max() <= 1
+    # Every pool example carries the true label of the training image it was made from, and
+    # was adversarial when made: it differs from its source by a small perturbation.
+    assert torch.equal(y[pool.sources], pool.labels)
+    d = rms_distortion(pool.images, x[pool.sources])
+    assert (d > 0).all() and (d < 0.3).all()
+    assert history[-1] < history[0]
+    model2, history2, pool2 = run()  # seeded: the same pool and weights again
+    assert history2 == history and torch.equal(pool2.sources, pool.sources)
+    with pytest.raises(ValueError, match="pool_fraction"):
+        train_with_adversarial_pool(model, x, y, 0.0, epochs=1, pool_size=1, refresh_every=1, refresh_size=1, pool_fraction=0)

@@ -41,6 +41,18 @@ MISLABEL_JOBS = {
 }
 
 
+# Targets of rule all per study in demo.yaml (besides results/config.yaml): mislabel: the
+# per-model table, 6 tables x 3 formats, 7 figures x 2; adversarial: 5 tables x 3, 6 figures x
+# 2; noise: 8 tables x 3, 11 figures x 2; visualize: 2 tables x 3, (3 kinds x 4 models + 2)
+# figures x 2.
+DEMO_TARGETS = {"mislabel": 1 + 18 + 14, "adversarial": 15 + 12, "noise": 24 + 22, "visualize": 6 + 28}
+# Rules that train or attack networks write a benchmark file.
+BENCHMARKED_RULES = [
+    "train_population", "train_zoo_model", "attack_zoo_model", "adversarial_training",
+    "noise_train", "visualize_train", "visualize_features", "visualize_patterns",
+]
+
+
 # --------------------------------------------------------------------------- helpers
 
 
@@ -220,7 +232,9 @@ def test_demo_is_complete(demo_run, run_snakemake):
 @pytest.mark.slow
 def test_demo_outputs_exist(demo_run, demo_dag):
     targets = rule_all_inputs(demo_dag)
-    assert len(targets) == 1 + 1 + 2 * 3 * 3 + 2 * 7  # config, per-model table, 18 tables, 7 figures x 2
+    assert len(targets) == 1 + sum(DEMO_TARGETS.values()), DEMO_TARGETS
+    for study, n in DEMO_TARGETS.items():
+        assert sum(t.startswith(f"results/{study}/") for t in targets) == n, study
     outputs = set(dag_paths(demo_dag, "output")) | set(targets)
     assert set(targets) <= outputs
     for rel in sorted(outputs):
@@ -232,11 +246,13 @@ def test_demo_outputs_exist(demo_run, demo_dag):
 @pytest.mark.slow
 def test_demo_logs_and_benchmarks(demo_run, demo_dag):
     logs = dag_paths(demo_dag, "log")
-    assert len(logs) == 20  # every job but rule all
+    assert len(logs) == job_counts(demo_dag)["total"] - 1  # every job but rule all
     for rel in logs:
         assert (demo_run / rel).is_file(), f"missing log {rel}"
     benchmarks = dag_paths(demo_dag, "benchmark")
-    assert len(benchmarks) == 4 and all("train_population" in b for b in benchmarks)
+    counts = job_counts(demo_dag)
+    assert len(benchmarks) == sum(counts[rule] for rule in BENCHMARKED_RULES)
+    assert {b.split("/")[3] for b in benchmarks} == set(BENCHMARKED_RULES)
     for rel in benchmarks:
         table = pd.read_csv(demo_run / rel, sep="\t")
         assert len(table) == 1 and {"s", "max_rss", "cpu_time"} <= set(table.columns), rel
@@ -290,7 +306,7 @@ def test_demo_figures(demo_run):
 
 
 @pytest.mark.slow
-def test_demo_report(demo_run, run_snakemake):
+def test_demo_report(demo_run, run_snakemake, demo_dag):
     report = demo_run / "report.html"
     proc = run_snakemake(["--report", report], directory=demo_run)
     assert proc.returncode == 0, proc.stdout[-4000:]
@@ -299,13 +315,14 @@ def test_demo_report(demo_run, run_snakemake):
     # Snakemake 9 writes one self-contained HTML file: figures embedded as data URIs,
     # each with its caption (report/*.rst rendered to HTML, newlines JSON-escaped).
     pngs = re.findall(r"data:image/png;[^,\"]*base64,", text)
-    assert len(pngs) == 7, pngs
+    # every figure target of rule all is a report figure (PNG + caption)
+    assert len(pngs) == sum(t.endswith(".png") for t in rule_all_inputs(demo_dag)), len(pngs)
     captions = sorted((REPO / "report").glob("*.rst"))
     assert captions
     found = []
     for caption in captions:
         first = caption.read_text().strip().splitlines()[0]
-        prefix = re.split(r"[*`|_\[]", first)[0][:40].strip()
+        prefix = re.split(r"[*`|_\[{]", first)[0][:40].strip()  # up to markup or a template
         if prefix and prefix in text:
             found.append(caption.name)
     figure_captions = {c.name for c in captions} - {"workflow.rst"}

@@ -23,18 +23,31 @@ def _types(schema: Mapping[str, Any]) -> list[str]:
     return [types] if isinstance(types, str) else list(types)
 
 
-def coerce_strings(config: dict, schema: Mapping[str, Any]) -> None:
+def _resolve(schema: Mapping[str, Any], root: Mapping[str, Any]) -> Mapping[str, Any]:
+    """Follow a local ``$ref`` ("#/$defs/name") to the schema it names."""
+    ref = schema.get("$ref")
+    if not isinstance(ref, str) or not ref.startswith("#/"):
+        return schema
+    target: Any = root
+    for part in ref[2:].split("/"):
+        target = target[part]
+    return target
+
+
+def coerce_strings(config: dict, schema: Mapping[str, Any], root: Mapping[str, Any] | None = None) -> None:
     """Parse strings as YAML scalars where the schema expects no string, in place.
 
     Snakemake's ``--config key={"a": 23}`` passes nested values as strings ("23"); a key
     whose schema admits no string gets the YAML reading of it (23, 1.5, true, null).
     """
+    root = schema if root is None else root
     for key, sub in schema.get("properties", {}).items():
         if key not in config:
             continue
+        sub = _resolve(sub, root)
         value = config[key]
         if isinstance(value, dict):
-            coerce_strings(value, sub)
+            coerce_strings(value, sub, root)
         elif isinstance(value, str) and _types(sub) and "string" not in _types(sub):
             config[key] = yaml.safe_load(value)
 

@@ -1,4 +1,4 @@
-"""Figures of the mislabel study (PDF + PNG), drawn with matplotlib's Agg backend.
+"""Figures of the studies (PDF + PNG), drawn with matplotlib's Agg backend.
 
 Every figure function takes data and an output ``stem`` (a path without suffix),
 writes ``stem.pdf`` and ``stem.png`` (150 dpi), closes the figure and returns the
@@ -28,6 +28,11 @@ __all__ = [
     "information_heatmap",
     "accuracy_by_pair",
     "class_dendrogram",
+    "error_matrix_heatmap",
+    "distortion_distributions",
+    "adversarial_example_grid",
+    "error_by_regime",
+    "top_image_rows",
 ]
 
 DPI = 150
@@ -359,5 +364,554 @@ def class_dendrogram(linkage: np.ndarray, class_names: Sequence[str], stem: Path
     ax.set_xlabel("class")
     ax.set_title("Classes clustered by the mutual effect of confusing them")
     ax.spines[["top", "right"]].set_visible(False)
+    fig.tight_layout()
+    return save_figure(fig, stem)
+
+
+# --------------------------------------------------------------------------- adversarial study
+
+
+def _gray(img: np.ndarray) -> np.ndarray:
+    """(C, H, W) or (H, W) in [0, 1] -> something imshow draws: (H, W) or (H, W, 3)."""
+    img = np.asarray(img, dtype=float)
+    if img.ndim == 3:
+        return img[0] if img.shape[0] == 1 else np.transpose(img, (1, 2, 0)).clip(0, 1)
+    return img
+
+
+def error_matrix_heatmap(table: pd.DataFrame, stem: Path, title: str) -> list[Path]:
+    """Heatmap of an error-rate table (Szegedy et al. 2013, Tables 1-3) with every cell's percentage.
+
+    ``table`` has a column ``examples`` (the row's example set), a column ``distortion`` (its
+    mean RMS distortion), optionally ``n`` (its size) and one column per model with the error
+    rate in [0, 1].
+    """
+    for col in ("examples", "distortion"):
+        if col not in table.columns:
+            raise ValueError(f"table needs columns 'examples' and 'distortion'; it has {list(table.columns)}")
+    models = [c for c in table.columns if c not in ("examples", "distortion", "n")]
+    err = table[models].to_numpy(dtype=float) * 100
+    rows = [f"{e}  (RMS {d:.3f})" for e, d in zip(table["examples"], table["distortion"])]
+    fig, ax = plt.subplots(figsize=(1.1 * len(models) + 3.5, 0.45 * len(rows) + 1.6))
+    im = ax.imshow(err, cmap="Reds", vmin=0, vmax=100, aspect="auto")
+    for i in range(err.shape[0]):
+        for j in range(err.shape[1]):
+            ax.text(j, i, f"{err[i, j]:.1f}", ha="center", va="center", fontsize=8,
+                    color="white" if err[i, j] > 60 else "black")
+    ax.set_xticks(range(len(models)), models, rotation=30, ha="right", rotation_mode="anchor", fontsize=8)
+    ax.set_yticks(range(len(rows)), rows, fontsize=8)
+    ax.set_xlabel("model the examples are fed to")
+    ax.set_ylabel("example set (mean RMS distortion)")
+    ax.set_title(title)
+    fig.colorbar(im, ax=ax, label="error rate (%)", fraction=0.04)
+    fig.tight_layout()
+    return save_figure(fig, stem)
+
+
+def distortion_distributions(distortions: dict[str, np.ndarray], failures: dict[str, int], stem: Path) -> list[Path]:
+    """Minimal RMS distortion per attacked image, one box + points per model, means marked.
+
+    ``distortions[model]`` holds the distortions of the successful examples (0 for images the
+    model already misclassified); ``failures[model]`` counts attacked images whose attack found
+    no adversarial example. Both counts are shown in the model's label.
+    """
+    names = list(distortions)
+    labels = [
+        f"{n}\n(already wrong: {int((np.asarray(distortions[n]) == 0).sum())}, failed: {failures.get(n, 0)})"
+        for n in names
+    ]
+    fig, ax = plt.subplots(figsize=(7.0, 0.55 * len(names) + 1.6))
+    data = [np.asarray(distortions[n], dtype=float) for n in names]
+    ax.boxplot(data, orientation="horizontal", widths=0.6, showfliers=False,
+               medianprops={"color": "black"}, tick_labels=labels)
+    ax.invert_yaxis()  # the first model on top
+    rng = np.random.default_rng(0)  # jitter only
+    for i, vals in enumerate(data):
+        ax.scatter(vals, i + 1 + rng.uniform(-0.18, 0.18, len(vals)), s=8, alpha=0.6, color=_PAIR_COLOR, linewidths=0)
+        if len(vals):
+            ax.scatter([vals.mean()], [i + 1], marker="D", color=_BASELINE_COLOR, zorder=4,
+                       label="mean" if i == 0 else None)
+    ax.set_xlabel("minimal RMS distortion sqrt(sum (x' - x)^2 / n), pixels in [0, 1]")
+    ax.set_title("Distortion needed to change each image's class (closest wrong label)")
+    ax.legend(loc="lower right", fontsize=8)
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    return save_figure(fig, stem)
+
+
+def adversarial_example_grid(
+    originals: np.ndarray,
+    adversarial: dict[str, np.ndarray],
+    captions: dict[str, list[str]],
+    stem: Path,
+    magnify: float = 10.0,
+) -> list[Path]:
+    """Original, adversarial and magnified difference, for every model (rows) and example.
+
+    ``originals`` (k, C, H, W) and ``adversarial[model]`` (k, C, H, W) are in [0, 1]; the
+    difference is drawn as ``0.5 + magnify * (x' - x)``, clipped (grey = unchanged).
+    ``captions[model][i]`` titles example i (e.g. "7→3, 0.061").
+    """
+    names = list(adversarial)
+    k = originals.shape[0]
+    fig, axes = plt.subplots(len(names), 3 * k, figsize=(0.85 * 3 * k + 1.2, 1.05 * len(names) + 0.6), squeeze=False)
+    for r, name in enumerate(names):
+        for i in range(k):
+            x, xa = originals[i], adversarial[name][i]
+            panels = (x, xa, (0.5 + magnify * (xa - x)).clip(0, 1))
+            for p, img in enumerate(panels):
+                ax = axes[r, 3 * i + p]
+                ax.imshow(_gray(img), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+                ax.set_xticks([])
+                ax.set_yticks([])
+                if p == 1:
+                    ax.set_title(captions[name][i], fontsize=6, pad=2)
+                if r == 0:
+                    ax.set_xlabel(("original", "adversarial", f"diff ×{magnify:g}")[p], fontsize=6, labelpad=1)
+                    ax.xaxis.set_label_position("top")
+            if i == 0:
+                axes[r, 0].set_ylabel(name, fontsize=7, rotation=0, ha="right", va="center")
+    fig.suptitle("Minimal adversarial examples (title: true→target label, RMS distortion)", fontsize=9)
+    fig.tight_layout(pad=0.3, w_pad=0.1, h_pad=0.4)
+    return save_figure(fig, stem)
+
+
+def error_by_regime(table: pd.DataFrame, stem: Path) -> list[Path]:
+    """Test error of every replicate per training regime (points), with mean ± sd.
+
+    ``table`` has columns ``regime`` and ``test_error`` (fraction), one row per network.
+    """
+    regimes = list(dict.fromkeys(table["regime"]))
+    fig, ax = plt.subplots(figsize=(6.0, 0.7 * len(regimes) + 1.6))
+    for i, regime in enumerate(regimes):
+        vals = table.loc[table["regime"] == regime, "test_error"].to_numpy(dtype=float) * 100
+        ax.scatter(vals, np.full(len(vals), i), color=_PAIR_COLOR, s=25, zorder=3, label="network" if i == 0 else None)
+        sd = vals.std(ddof=1) if len(vals) > 1 else 0.0
+        ax.errorbar([vals.mean()], [i], xerr=[sd], fmt="D", color=_BASELINE_COLOR, capsize=4, zorder=4,
+                    label="mean ± sd" if i == 0 else None)
+    ax.set_yticks(range(len(regimes)), [r.replace("_", " ") for r in regimes])
+    ax.set_ylim(len(regimes) - 0.4, -0.6)  # the first regime on top
+    ax.set_xlabel("test error (%)")
+    ax.set_title("FC100-100-10: weight decay, dropout, or a pool of adversarial examples")
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(loc="best", fontsize=8)
+    fig.tight_layout()
+    return save_figure(fig, stem)
+
+
+def top_image_rows(rows: dict[str, np.ndarray], stem: Path, title: str) -> list[Path]:
+    """One row of images per direction (``rows[label]``: (k, C, H, W) in [0, 1]), labels on the left."""
+    labels = list(rows)
+    k = max(v.shape[0] for v in rows.values())
+    fig, axes = plt.subplots(len(labels), k, figsize=(0.8 * k + 1.6, 0.85 * len(labels) + 0.6), squeeze=False)
+    for r, label in enumerate(labels):
+        for i in range(k):
+            ax = axes[r, i]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i < rows[label].shape[0]:
+                ax.imshow(_gray(rows[label][i]), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+            else:
+                ax.axis("off")
+        axes[r, 0].set_ylabel(label, fontsize=7, rotation=0, ha="right", va="center")
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout(pad=0.3, rect=(0, 0, 1, 1 - 0.35 / fig.get_figheight()))
+    return save_figure(fig, stem)
+
+
+# --------------------------------------------------------------------------- visualize study
+
+__all__ += ["visualize_image_grid", "robustness_curves", "class_pattern_grid"]
+
+
+def _as_display(image: np.ndarray) -> tuple[np.ndarray, str | None]:
+    """A ``(C, H, W)`` image in [0, 1] as what ``imshow`` takes: ``(H, W)`` grey or ``(H, W, 3)``."""
+    image = np.clip(np.asarray(image, dtype=float), 0, 1)
+    if image.shape[0] == 1:
+        return image[0], "gray"
+    return image.transpose(1, 2, 0), None
+
+
+def visualize_image_grid(
+    images: np.ndarray,
+    stem: Path,
+    row_labels: Sequence[str],
+    col_labels: Sequence[str] | None,
+    title: str,
+    notes: np.ndarray | None = None,
+    cell: float = 0.9,
+) -> list[Path]:
+    """A grid of images ``(rows, cols, C, H, W)`` in [0, 1], shown as they are (no rescaling:
+    grey for one channel, RGB for three, nearest-neighbour pixels), one label per row and column
+    and an optional small note in the corner of each image (``notes`` ``(rows, cols)`` of strings)."""
+    images = np.asarray(images)
+    rows, cols = images.shape[:2]
+    fig, axes = plt.subplots(rows, cols, figsize=(cell * cols + 1.4, cell * rows + 0.8), squeeze=False)
+    for r in range(rows):
+        for c in range(cols):
+            ax = axes[r, c]
+            shown, cmap = _as_display(images[r, c])
+            ax.imshow(shown, cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            for spine in ax.spines.values():
+                spine.set_visible(False)
+            if notes is not None and str(notes[r, c]):
+                ax.text(0.03, 0.03, str(notes[r, c]), transform=ax.transAxes, ha="left", va="bottom", fontsize=6,
+                        bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8, "pad": 1})
+            if r == 0 and col_labels is not None:
+                ax.set_title(str(col_labels[c]), fontsize=7, pad=2)
+        axes[r, 0].set_ylabel(str(row_labels[r]), fontsize=7, rotation=0, ha="right", va="center")
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout(pad=0.3, rect=(0, 0, 1, 1 - 0.5 / fig.get_figheight()))
+    return save_figure(fig, stem)
+
+
+def robustness_curves(metrics: pd.DataFrame, stem: Path, highlight: Sequence[str] = ("natural", "topdown")) -> list[Path]:
+    """Test accuracy under PGD against the L-inf radius, one line per model (clean accuracy at 0).
+
+    ``metrics`` has columns model, metric (``clean_accuracy`` / ``robust_accuracy``), epsilon
+    (1/255 units), value, parameters. The models in ``highlight`` (the standard CNN and the
+    top-down net of similar size) are drawn solid, the others dashed.
+    """
+    for col in ("model", "metric", "epsilon", "value", "parameters"):
+        if col not in metrics.columns:
+            raise ValueError(f"robustness_curves needs column {col!r}; got {list(metrics.columns)}")
+    fig, ax = plt.subplots(figsize=(6.2, 4.2))
+    models = list(dict.fromkeys(metrics["model"]))
+    for i, model in enumerate(models):
+        m = metrics[(metrics["model"] == model) & metrics["metric"].isin(["clean_accuracy", "robust_accuracy"])]
+        m = m.sort_values("epsilon")
+        params = int(m["parameters"].iloc[0])
+        ax.plot(m["epsilon"], m["value"], marker="o", color=f"C{i}",
+                linestyle="-" if model in highlight else "--", linewidth=2 if model in highlight else 1.2,
+                label=f"{model} ({params:,} parameters)")
+    eps = sorted(metrics.loc[metrics["metric"] == "robust_accuracy", "epsilon"].unique())
+    ax.set_xticks([0, *eps], ["clean", *[f"{e:g}" for e in eps]])
+    ax.set_xlabel("PGD L∞ radius ε (in 1/255; step 2.5ε/steps, random start)")
+    ax.set_ylabel("test accuracy")
+    ax.set_ylim(-0.02, 1.02)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8, loc="upper right")
+    ax.set_title("Accuracy under PGD: top-down vs standard CNN of similar size\n(solid); backdoored and PGD-trained CNNs for reference (dashed)", fontsize=9)
+    fig.tight_layout()
+    return save_figure(fig, stem)
+
+
+_OUTSIDE_PATTERN = (0.72, 0.84, 0.96)  # light blue: pixels outside a pattern, unlike any grey
+
+
+def class_pattern_grid(
+    settings: Sequence[str],
+    canvases: Sequence[np.ndarray],
+    masks: Sequence[np.ndarray],
+    patterns: Sequence[np.ndarray],
+    power: Sequence[np.ndarray],
+    classes: Sequence[str],
+    trigger: tuple[int, int, int, int],
+    target: int,
+    stem: Path,
+) -> list[Path]:
+    """Class-wise patterns (Zhao et al. 2021) of several models: per model one row of the
+    patterns (canvas pixels under the top-k mask, the rest light blue, with the predictive power)
+    and one row of the continuous masks (0 black to 1 white). A red box marks the BadNets trigger
+    region in every panel; the backdoor target class's column title is red."""
+    n, k = len(settings), len(classes)
+    r0, r1, c0, c1 = trigger
+    fig, axes = plt.subplots(2 * n, k, figsize=(0.95 * k + 1.6, 2.1 * n + 0.9), squeeze=False)
+    for s, name in enumerate(settings):
+        for c in range(k):
+            canvas = np.clip(np.asarray(canvases[s][c], dtype=float), 0, 1)
+            keep = np.asarray(patterns[s][c], dtype=float)[0][..., None]  # (H, W, 1)
+            rgb = np.repeat(canvas, 3, axis=0) if canvas.shape[0] == 1 else canvas
+            shown = rgb.transpose(1, 2, 0) * keep + np.array(_OUTSIDE_PATTERN) * (1 - keep)
+            for row, (img, cmap) in enumerate([(shown, None), (np.asarray(masks[s][c])[0], "gray")]):
+                ax = axes[2 * s + row, c]
+                ax.imshow(img, cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
+                ax.add_patch(matplotlib.patches.Rectangle((c0 - 0.5, r0 - 0.5), c1 - c0, r1 - r0, fill=False,
+                                                          edgecolor="red", linewidth=0.8, linestyle=":"))
+                ax.set_xticks([])
+                ax.set_yticks([])
+                if row == 0:
+                    ax.text(0.03, 0.97, f"{100 * power[s][c]:.0f}%", transform=ax.transAxes, ha="left", va="top",
+                            fontsize=7, bbox={"facecolor": "white", "edgecolor": "none", "alpha": 0.8, "pad": 1})
+                if s == 0 and row == 0:
+                    ax.set_title(str(classes[c]), fontsize=8, color="red" if c == target else "black")
+            axes[2 * s, 0].set_ylabel(f"{name}\npattern", fontsize=8, rotation=0, ha="right", va="center")
+            axes[2 * s + 1, 0].set_ylabel(f"{name}\nmask", fontsize=8, rotation=0, ha="right", va="center")
+    fig.suptitle("Class-wise patterns: canvas pixels under the top-k mask (light blue: not in the pattern);\n"
+                 "% = held-out images of the other classes turned into the class; red box: BadNets trigger region",
+                 fontsize=9)
+    fig.tight_layout(pad=0.3, rect=(0, 0, 1, 1 - 0.5 / fig.get_figheight()))
+    return save_figure(fig, stem)
+
+
+# --------------------------------------------------------------------------- noise study (issue 5)
+
+_SOURCE_LABELS = {"resnet18": "ResNet-18", "resnet18_binary": "ResNet-18 (2 classes)",
+                  "keras_cnn": "mislabel baseline CNNs"}
+
+
+def _pred_columns(rows: pd.DataFrame) -> list[str]:
+    """The ``pred_*`` columns that the networks in ``rows`` have (in table order)."""
+    return [c for c in rows.columns if c.startswith("pred_") and rows[c].notna().all()]
+
+
+def noise_predicted_classes(groups: pd.DataFrame, agreement: pd.DataFrame, source: str, stem: Path) -> list[Path]:
+    """Share of every probe set predicted as each class, one panel per set, every network shown.
+
+    Up to 10 networks: one bar per network and class; more (a population): a box per class
+    over networks with the networks as dots. The title of a panel gives the most common
+    dominant class, how many networks share it and the mean max-softmax confidence.
+    """
+    sub = groups[(groups["source"] == source) & (groups["kind"] == "noise")]
+    if sub.empty:
+        raise ValueError(f"no probe-set rows of source {source!r}; sources are {sorted(groups['source'].unique())}")
+    sets = list(dict.fromkeys(sub["group"]))
+    cols = _pred_columns(sub)
+    names = [c.removeprefix("pred_") for c in cols]
+    models = list(dict.fromkeys(sub["model"]))
+    agree = agreement[agreement["source"] == source].set_index("noise_set")
+    fig, axes = plt.subplots(len(sets), 1, figsize=(max(6.5, 0.75 * len(names) + 2.5), 1.55 * len(sets) + 1.0),
+                             sharex=True, squeeze=False)
+    x = np.arange(len(names))
+    colors = plt.get_cmap("tab10")
+    for ax, name in zip(axes[:, 0], sets):
+        values = sub[sub["group"] == name].set_index("model").loc[models, cols].to_numpy()
+        if len(models) <= 10:
+            width = 0.8 / len(models)
+            for m, row in enumerate(values):
+                ax.bar(x - 0.4 + width * (m + 0.5), row, width, color=colors(m % 10), label=str(models[m]))
+        else:
+            ax.boxplot(list(values.T), positions=x, widths=0.6, showfliers=False, medianprops={"color": "black"})
+            rng = np.random.default_rng(0)  # jitter only
+            for c in range(len(names)):
+                ax.scatter(c + rng.uniform(-0.2, 0.2, len(values)), values[:, c], s=6, color=_PAIR_COLOR,
+                           alpha=0.6, linewidths=0, zorder=3)
+        a = agree.loc[name]
+        ax.set_title(f"{name}: dominant class {a['mode_name']} in {round(a['mode_fraction'] * a['models'])} of "
+                     f"{a['models']} networks; mean confidence {a['mean_confidence']:.2f}", fontsize=9)
+        ax.set_ylim(0, 1.02)
+        ax.set_ylabel("share", fontsize=8)
+        ax.grid(axis="y", alpha=0.3)
+        ax.spines[["top", "right"]].set_visible(False)
+    if len(models) <= 10:
+        axes[0, 0].legend(fontsize=7, ncol=min(len(models), 5), loc="upper right", title="network", title_fontsize=7)
+    axes[-1, 0].set_xticks(x, names, rotation=30 if max(map(len, names)) > 3 else 0)
+    axes[-1, 0].set_xlabel("predicted class")
+    fig.suptitle(f"Where noise lands: predicted classes of each probe set ({_SOURCE_LABELS.get(source, source)})")
+    fig.tight_layout()
+    return save_figure(fig, stem)
+
+
+def _radial_tree_layout(edges: Sequence[tuple[str, str]], root: str) -> dict[str, np.ndarray]:
+    """Positions of a tree's nodes: ``root`` in the centre, depth as radius, each subtree a wedge.
+
+    Every child gets an angular wedge of its parent's wedge in proportion to its number of
+    leaves, so edges never cross and labels do not overlap.
+    """
+    children: dict[str, list[str]] = {}
+    adjacent: dict[str, list[str]] = {}
+    for a, b in edges:
+        adjacent.setdefault(a, []).append(b)
+        adjacent.setdefault(b, []).append(a)
+    order, seen = [root], {root}
+    for node in order:  # breadth first from the root
+        kids = sorted(n for n in adjacent.get(node, []) if n not in seen)
+        children[node] = kids
+        seen.update(kids)
+        order.extend(kids)
+    leaves: dict[str, int] = {}
+    for node in reversed(order):
+        leaves[node] = sum(leaves[c] for c in children[node]) or 1
+    pos = {root: np.zeros(2)}
+
+    def place(node: str, start: float, span: float, depth: int) -> None:
+        for child in children[node]:
+            width = span * leaves[child] / leaves[node]
+            angle = start + width / 2
+            pos[child] = (depth + 1) * np.array([np.cos(angle), np.sin(angle)])
+            place(child, start, width, depth + 1)
+            start += width
+
+    place(root, np.pi / 2, 2 * np.pi, 0)
+    return pos
+
+
+def noise_mst(distances: pd.DataFrame, mst: pd.DataFrame, noise_set: str, stem: Path,
+              source: str = "resnet18", max_models: int = 6) -> list[Path]:
+    """The minimum spanning tree over the class means and ``noise_set``'s mean, one panel per network.
+
+    The tree is drawn radially from the probe set's node (red, in the centre: rings are the
+    number of edges from it); every edge is labelled with its cosine distance ``(1 - cos)/2``.
+    """
+    trees = mst[(mst["source"] == source) & (mst["noise_set"] == noise_set)]
+    if trees.empty:
+        raise ValueError(f"no spanning tree for source {source!r} and probe set {noise_set!r}")
+    models = list(dict.fromkeys(trees["model"]))[:max_models]
+    ncols = min(len(models), 3)
+    nrows = -(-len(models) // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(4.6 * ncols, 4.3 * nrows + 0.6), squeeze=False)
+    for ax, model in zip(axes.flat, models):
+        edges = trees[trees["model"] == model]
+        pos = _radial_tree_layout(list(zip(edges["a"], edges["b"])), noise_set)
+        for e in edges.itertuples():
+            (x0, y0), (x1, y1) = pos[e.a], pos[e.b]
+            noisy = noise_set in (e.a, e.b)
+            ax.plot([x0, x1], [y0, y1], color="tab:red" if noisy else "0.45", linewidth=1.6 if noisy else 1.1, zorder=1)
+            inner, outer = sorted((pos[e.a], pos[e.b]), key=lambda q: float(np.hypot(*q)))
+            ax.annotate(f"{e.weight:.3f}", tuple(inner + 0.6 * (outer - inner)), fontsize=7, ha="center", va="center",
+                        color="tab:red" if noisy else "0.25",
+                        bbox={"boxstyle": "round,pad=0.1", "fc": "white", "ec": "none", "alpha": 0.8}, zorder=2)
+        for n, (x, y) in pos.items():
+            is_noise = n == noise_set
+            ax.scatter([x], [y], s=420 if is_noise else 300, color="tab:red" if is_noise else "tab:blue",
+                       alpha=0.9 if is_noise else 0.25, edgecolors="black", linewidths=0.6, zorder=3)
+            ax.annotate(n, (x, y), fontsize=8, ha="center", va="bottom" if is_noise else "center", zorder=4,
+                        xytext=(0, 11) if is_noise else (0, 0), textcoords="offset points",
+                        fontweight="bold" if is_noise else "normal")
+        near = distances[(distances["source"] == source) & (distances["model"] == model)
+                         & (distances["a"] == noise_set) & (distances["kind_b"] == "class")]
+        near = near.loc[near["distance"].idxmin()]
+        ax.set_title(f"{model}: nearest class {near['b']} (d = {near['distance']:.3f})", fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+        ax.margins(0.15)
+        ax.set_aspect("equal", adjustable="datalim")
+        ax.axis("off")
+    for ax in axes.flat[len(models):]:
+        ax.axis("off")
+    fig.suptitle(f"Minimum spanning tree of class-mean features and the {noise_set} probe set\n"
+                 f"({_SOURCE_LABELS.get(source, source)}; edge labels: cosine distance (1 - cos)/2; "
+                 f"rings: edges from the probe set)", fontsize=10)
+    fig.tight_layout()
+    return save_figure(fig, stem)
+
+
+def noise_distance_to_noise(distances: pd.DataFrame, stem: Path) -> list[Path]:
+    """Cosine distance of each class mean to each probe set's mean, per network (dots) and averaged (line)."""
+    sources = [s for s in ("resnet18", "keras_cnn") if (distances["source"] == s).any()]
+    if not sources:
+        raise ValueError("no ResNet-18 or baseline-CNN rows in the distance table")
+    ref = distances[distances["source"] == sources[0]]
+    names = list(dict.fromkeys(ref["a"]))
+    kinds = _group_kinds(distances)
+    classes = [n for n in names if kinds.get(n) == "class"]
+    noise_sets = [n for n in names if kinds.get(n) == "noise"]
+    fig, axes = plt.subplots(len(noise_sets), len(sources), figsize=(4.8 * len(sources) + 0.8, 1.7 * len(noise_sets) + 1.0),
+                             sharex=True, squeeze=False)
+    x = np.arange(len(classes))
+    rng = np.random.default_rng(0)  # jitter only
+    for c, source in enumerate(sources):
+        sub = distances[(distances["source"] == source) & distances["b"].isin(noise_sets) & distances["a"].isin(classes)]
+        for r, name in enumerate(noise_sets):
+            ax = axes[r, c]
+            d = sub[sub["b"] == name].pivot(index="model", columns="a", values="distance").reindex(columns=classes)
+            for row in d.to_numpy():
+                ax.scatter(x + rng.uniform(-0.15, 0.15, len(x)), row, s=8, color=_PAIR_COLOR, alpha=0.5, linewidths=0)
+            ax.plot(x, d.mean().to_numpy(), color="black", marker="o", markersize=3, linewidth=1)
+            ax.set_title(f"{_SOURCE_LABELS.get(source, source)}: to {name}", fontsize=9)
+            ax.grid(axis="y", alpha=0.3)
+            ax.spines[["top", "right"]].set_visible(False)
+            if c == 0:
+                ax.set_ylabel("(1 - cos)/2", fontsize=8)
+    for ax in axes[-1]:
+        ax.set_xticks(x, classes, rotation=30 if max(map(len, classes)) > 3 else 0)
+        ax.set_xlabel("class")
+    fig.suptitle("Distance of each class's mean feature vector to the mean of each probe set\n"
+                 "(dots: networks; line: mean; low = the noise looks like that class)", fontsize=10)
+    fig.tight_layout()
+    return save_figure(fig, stem)
+
+
+def _group_kinds(distances: pd.DataFrame) -> dict[str, str]:
+    """Which groups of a distance table are classes and which probe sets."""
+    if "kind_a" not in distances.columns:
+        raise ValueError("the distance table has no kind_a column (class or noise); re-run rule noise_probe")
+    return dict(zip(distances["a"], distances["kind_a"]))
+
+
+def noise_binary(binary: pd.DataFrame, stem: Path) -> list[Path]:
+    """Share of every other class and every probe set that the two-class networks call their first class."""
+    first = str(binary["first_class"].iloc[0])
+    table = binary.iloc[::-1]
+    y = np.arange(len(table))
+    colors = ["tab:red" if k == "noise" else _PAIR_COLOR for k in table["kind"]]
+    fig, ax = plt.subplots(figsize=(6.5, 0.32 * len(table) + 1.6))
+    ax.barh(y, table["mean"], color=colors, alpha=0.75)
+    ax.errorbar(table["mean"], y, xerr=[table["mean"] - table["min"], table["max"] - table["mean"]], fmt="none",
+                ecolor="black", elinewidth=0.8, capsize=2)
+    ax.axvline(0.5, color="0.4", linestyle="--", linewidth=0.8)
+    ax.set_yticks(y, [f"{g} (noise)" if k == "noise" else g for g, k in zip(table["group"], table["kind"])])
+    ax.set_xlim(0, 1)
+    ax.set_xlabel(f"share assigned to {first} (bar: mean over {int(table['models'].max())} networks; whiskers: min-max)")
+    ax.set_title(f"Networks trained on two classes only: what they call {first}")
+    ax.grid(axis="x", alpha=0.3)
+    ax.spines[["top", "right"]].set_visible(False)
+    fig.tight_layout()
+    return save_figure(fig, stem)
+
+
+def noise_auroc(groups: pd.DataFrame, stem: Path) -> list[Path]:
+    """AUROC of the max softmax probability separating test images from each probe set, every network a dot."""
+    noise = groups[groups["kind"] == "noise"]
+    sources = list(dict.fromkeys(noise["source"]))
+    sets = list(dict.fromkeys(noise["group"]))
+    fig, ax = plt.subplots(figsize=(max(6.0, 1.3 * len(sets) + 2.0), 4.0))
+    width = 0.8 / len(sources)
+    rng = np.random.default_rng(0)  # jitter only
+    colors = plt.get_cmap("tab10")
+    for s, source in enumerate(sources):
+        sub = noise[noise["source"] == source]
+        for i, name in enumerate(sets):
+            vals = sub.loc[sub["group"] == name, "auroc"].to_numpy()
+            xpos = i - 0.4 + width * (s + 0.5)
+            ax.scatter(xpos + rng.uniform(-width / 4, width / 4, len(vals)), vals, s=14, color=colors(s), alpha=0.7,
+                       linewidths=0, label=_SOURCE_LABELS.get(source, source) if i == 0 else None)
+            ax.hlines(np.mean(vals), xpos - width / 2.5, xpos + width / 2.5, color=colors(s), linewidth=2)
+    ax.axhline(0.5, color="0.4", linestyle="--", linewidth=0.8)
+    ax.set_xticks(np.arange(len(sets)), sets)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_ylabel("AUROC (max softmax: test vs probe set)")
+    ax.set_title("Can the confidence tell test images from noise?\n(1: every test image more confident; "
+                 "0.5: chance; below: noise more confident)", fontsize=10)
+    ax.legend(fontsize=8, loc="lower right")
+    ax.grid(axis="y", alpha=0.3)
+    ax.spines[["top", "right"]].set_visible(False)
+    fig.tight_layout()
+    return save_figure(fig, stem)
+
+
+def noise_clutter(clutter: pd.DataFrame, correlations: pd.DataFrame, stem: Path, noise_set: str = "gaussian") -> list[Path]:
+    """Each class's clutter (4 measures) against the share of ``noise_set`` it attracts, per source, with Spearman's rho."""
+    attraction = f"attraction_{noise_set}"
+    if attraction not in clutter.columns:
+        attraction = next(c for c in clutter.columns if c.startswith("attraction_"))
+        noise_set = attraction.removeprefix("attraction_")
+    measures = {"input_mean_distance": "pixels: mean distance to centroid",
+                "input_participation_ratio": "pixels: participation ratio",
+                "feature_mean_distance": "features: mean distance to centroid",
+                "feature_participation_ratio": "features: participation ratio"}
+    sources = list(dict.fromkeys(clutter["source"]))
+    fig, axes = plt.subplots(len(sources), len(measures), figsize=(3.4 * len(measures), 3.0 * len(sources) + 0.8),
+                             squeeze=False)
+    for r, source in enumerate(sources):
+        sub = clutter[clutter["source"] == source]
+        corr = correlations[(correlations["source"] == source) & (correlations["noise_set"] == noise_set)]
+        corr = corr.set_index("measure")
+        for c, (measure, label) in enumerate(measures.items()):
+            ax = axes[r, c]
+            ax.scatter(sub[measure], sub[attraction], s=20, color=_PAIR_COLOR)
+            for g, xv, yv in zip(sub["group"], sub[measure], sub[attraction]):
+                ax.annotate(str(g), (xv, yv), fontsize=7, xytext=(3, 2), textcoords="offset points")
+            rho, p = corr.loc[measure, "rho"], corr.loc[measure, "p"]
+            ax.set_title(f"{label}\nSpearman rho {rho:.2f} (p {p:.2g})", fontsize=8)
+            ax.set_xlabel(measure, fontsize=7)
+            ax.tick_params(labelsize=7)
+            ax.grid(alpha=0.3)
+            if c == 0:
+                ax.set_ylabel(f"{_SOURCE_LABELS.get(source, source)}\nshare of {noise_set} noise", fontsize=8)
+    fig.suptitle(f"Does the most cluttered class attract the noise? (attraction and feature clutter: "
+                 f"mean over networks)", fontsize=10)
     fig.tight_layout()
     return save_figure(fig, stem)

@@ -27,6 +27,7 @@ from torch import nn
 from torch.func import functional_call, stack_module_state, vmap
 
 __all__ = [
+    "default_device",
     "Member",
     "Population",
     "init_population",
@@ -316,3 +317,10 @@ def class_metrics(log_probs: torch.Tensor, labels: torch.Tensor, num_classes: in
         "mean_probs": mean_probs.numpy().astype(np.float64),
         "n_images": n_images.numpy().astype(np.int64),
     }
+
+
+def default_device(accelerator: str = "auto") -> torch.device:
+    """The device Lightning would pick for ``accelerator`` (``auto``: CUDA when available)."""
+    if accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available()):
+        return torch.device("cuda")
+    return torch.device("cpu")

@@ -27,10 +27,13 @@ This module imports no other ``nnprobe`` module except :mod:`nnprobe.models`. It
 from __future__ import annotations
 
 import copy
+import dataclasses
 import functools
 import math
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Literal, NamedTuple
 
 import numpy as np
@@ -51,16 +54,25 @@ __all__ = [
     "ZooEntry",
     "ZOO",
     "build_zoo_model",
+    "zoo_slug",
     "decayed_layers",
     "weight_decay_penalty",
     "fit_classifier",
     "pretrain_autoencoder",
     "train_zoo_model",
+    "AdversarialPool",
+    "train_with_adversarial_pool",
     "p1_p2_split",
+    "unit_pixels",
+    "attacked_subset",
+    "error_rate",
+    "save_zoo_model",
+    "load_zoo_model",
     "rms_distortion",
     "rescale_to_rms",
     "AdversarialResult",
     "DEFAULT_C_GRID",
+    "halving_c_grid",
     "minimal_adversarial_lbfgs",
     "minimal_adversarial_any_target",
     "iterative_gradient_attack",
@@ -93,26 +105,46 @@ class SoftmaxRegression(nn.Module):
 class SigmoidMLP(nn.Module):
     """FC{h1}-{h2}-...-{classes}: dense sigmoid hidden layers, a dense softmax output layer."""
 
-    def __init__(self, hidden: Sequence[int] = (100, 100), num_inputs: int = 784, num_classes: int = 10) -> None:
+    def __init__(
+        self,
+        hidden: Sequence[int] = (100, 100),
+        num_inputs: int = 784,
+        num_classes: int = 10,
+        input_dropout: float = 0.0,
+        dropout: float = 0.0,
+    ) -> None:
         super().__init__()
         hidden = tuple(int(h) for h in hidden)
         if not hidden or any(h < 1 for h in hidden):
             raise ValueError(f"hidden must be a non-empty sequence of positive layer sizes, got {hidden!r}")
+        for name, p in (("input_dropout", input_dropout), ("dropout", dropout)):
+            if not 0.0 <= p < 1.0:
+                raise ValueError(f"{name} must be a drop probability in [0, 1), got {p!r}")
         sizes = (num_inputs, *hidden)
         self.layers = nn.ModuleList(nn.Linear(a, b) for a, b in zip(sizes[:-1], sizes[1:]))
         self.out = nn.Linear(sizes[-1], num_classes)
+        # Dropout (Hinton et al. 2012) acts in train mode only: on the pixels and on every
+        # hidden layer's output. hidden() returns the activations before dropout.
+        self.input_dropout = nn.Dropout(input_dropout)
+        self.dropout = nn.Dropout(dropout)
+
+    def _activations(self, x: torch.Tensor, drop: bool) -> list[torch.Tensor]:
+        h = x.flatten(1)
+        if drop:
+            h = self.input_dropout(h)
+        acts = []
+        for layer in self.layers:
+            a = torch.sigmoid(layer(h))
+            acts.append(a)
+            h = self.dropout(a) if drop else a
+        return acts if not drop else [*acts[:-1], h]
 
     def hidden(self, x: torch.Tensor) -> list[torch.Tensor]:
         """The sigmoid activations of every hidden layer, ``[(N, h1), (N, h2), ...]``."""
-        h = x.flatten(1)
-        acts = []
-        for layer in self.layers:
-            h = torch.sigmoid(layer(h))
-            acts.append(h)
-        return acts
+        return self._activations(x, drop=False)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.out(self.hidden(x)[-1])
+        return self.out(self._activations(x, drop=True)[-1])
 
 
 class AutoencoderClassifier(nn.Module):
@@ -159,6 +191,8 @@ def fc_sigmoid(
     num_inputs: int = 784,
     num_classes: int = 10,
     generator: torch.Generator | None = None,
+    input_dropout: float = 0.0,
+    dropout: float = 0.0,
 ) -> SigmoidMLP:
     """FC100-100-10, FC200-200-10 and FC123-456-10 of Szegedy et al. (2013), Tables 1-2.
 
@@ -166,8 +200,10 @@ def fc_sigmoid(
     hidden units and a softmax output. FC100-100-10 has 784*100+100 + 100*100+100 + 100*10+10
     = 89,610 parameters; FC200-200-10 199,210; FC123-456-10 158,301. The paper's weight decay
     is lambda = 1e-5, 1e-5, 1e-6 for the three layers. Glorot-uniform weights, zero biases.
+    ``input_dropout``/``dropout`` (default 0: none) drop pixels / hidden units in training,
+    for the dropout arm of the adversarial-training comparison (Sec. 4.3).
     """
-    return glorot_init_(SigmoidMLP(hidden, num_inputs, num_classes), generator)
+    return glorot_init_(SigmoidMLP(hidden, num_inputs, num_classes, input_dropout, dropout), generator)
 
 
 def ae400_10(
@@ -227,12 +263,30 @@ ZOO: dict[str, ZooEntry] = {
 
 
 def build_zoo_model(
-    name: str, num_inputs: int = 784, num_classes: int = 10, generator: torch.Generator | None = None
+    name: str,
+    num_inputs: int = 784,
+    num_classes: int = 10,
+    generator: torch.Generator | None = None,
+    dropout: tuple[float, float] | None = None,
 ) -> nn.Module:
-    """Construct the zoo model ``name`` (a key of :data:`ZOO`) for inputs of ``num_inputs`` pixels."""
+    """Construct the zoo model ``name`` (a key of :data:`ZOO`) for inputs of ``num_inputs`` pixels.
+
+    ``dropout = (input_p, hidden_p)`` adds dropout to a sigmoid network (FC...-10 only).
+    """
     if name not in ZOO:
         raise ValueError(f"model must be one of {sorted(ZOO)}, got {name!r}")
-    return ZOO[name].constructor(num_inputs=num_inputs, num_classes=num_classes, generator=generator)
+    extra = {}
+    if dropout is not None and any(dropout):
+        constructor = ZOO[name].constructor
+        if not (isinstance(constructor, functools.partial) and constructor.func is fc_sigmoid):
+            raise ValueError(f"dropout applies to the sigmoid networks (FC...-...-10) only, not to {name!r}")
+        extra = {"input_dropout": float(dropout[0]), "dropout": float(dropout[1])}
+    return ZOO[name].constructor(num_inputs=num_inputs, num_classes=num_classes, generator=generator, **extra)
+
+
+def zoo_slug(name: str) -> str:
+    """A file-name form of a zoo name: ``"FC10(1e-4)"`` -> ``"fc10_1e-4"``, ``"AE400-10"`` -> ``"ae400-10"``."""
+    return re.sub(r"[^a-z0-9.-]+", "_", name.lower()).strip("_")
 
 
 # --------------------------------------------------------------------------- weight decay
@@ -471,6 +525,7 @@ def train_zoo_model(
     normalize: Normalisation = "units",
     finetune: bool = False,
     num_classes: int = 10,
+    dropout: tuple[float, float] | None = None,
 ) -> nn.Module:
     """Build the zoo model ``name`` (initialised from ``seed``) and train it with its weight decay.
 
@@ -478,13 +533,15 @@ def train_zoo_model(
     for ``ae_epochs`` (default ``epochs``), then the softmax classifier on the frozen code
     (or, with ``finetune=True``, encoder and classifier together) for ``epochs``.
     Initialisation uses ``seed``, the pre-training batch order ``seed + 1`` and the
-    classifier's batch order ``seed + 2``. Returns the model in eval mode on ``images.device``.
+    classifier's batch order ``seed + 2``. ``dropout = (input_p, hidden_p)`` trains a sigmoid
+    network with dropout (see :func:`build_zoo_model`). Returns the model in eval mode on
+    ``images.device``.
     """
     entry = ZOO.get(name)
     if entry is None:
         raise ValueError(f"model must be one of {sorted(ZOO)}, got {name!r}")
     num_inputs = int(np.prod(images.shape[1:]))
-    model = build_zoo_model(name, num_inputs, num_classes, torch.Generator().manual_seed(int(seed)))
+    model = build_zoo_model(name, num_inputs, num_classes, torch.Generator().manual_seed(int(seed)), dropout)
     model = model.to(images.device, images.dtype)
     if isinstance(model, AutoencoderClassifier):
         pretrain_autoencoder(
@@ -515,6 +572,132 @@ def train_zoo_model(
     return model.eval()
 
 
+@dataclass
+class AdversarialPool:
+    """The pool of :func:`train_with_adversarial_pool`: examples, true labels, sources, counts.
+
+    ``sources[i]`` is the index of the training image that example i was made from.
+
+    ``generated`` / ``failed`` count the attacked training images whose attack reached / did
+    not reach its target (images the model already put in the target class count in neither);
+    ``distortions`` holds the RMS distortion of every example added.
+    """
+
+    images: torch.Tensor
+    labels: torch.Tensor
+    sources: torch.Tensor
+    generated: int = 0
+    failed: int = 0
+    distortions: list[float] = dataclasses.field(default_factory=list)
+
+    def __len__(self) -> int:
+        return int(self.labels.shape[0])
+
+
+def train_with_adversarial_pool(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    weight_decay: float | Sequence[float],
+    *,
+    epochs: int,
+    pool_size: int,
+    refresh_every: int,
+    refresh_size: int,
+    pool_fraction: float = 0.5,
+    batch_size: int = 128,
+    lr: float = 1e-3,
+    seed: int = 0,
+    normalize: Normalisation = "units",
+    attack: Mapping[str, object] | None = None,
+) -> tuple[list[float], AdversarialPool]:
+    """Adversarial training with a continually refreshed pool (Szegedy et al. 2013, Sec. 4.3).
+
+    The paper trained a 100-100-10 network "by keeping a pool of adversarial examples a random
+    subset of which is continuously replaced by newly generated adversarial examples and which
+    is mixed into the original training set all the time", with weight decay and no dropout,
+    and reached a test error below 1.2% (weight decay alone: 1.6%; dropout: about 1.3%).
+
+    Here: every ``refresh_every`` optimizer steps (and before the first), ``refresh_size``
+    random training images get one random wrong target each and are attacked with
+    :func:`minimal_adversarial_lbfgs` (keyword arguments ``attack``; a smaller budget than
+    the tables' attacks keeps this affordable) against the model as it is at that step; the
+    successful examples, with their *true* labels, are appended to the pool until it holds
+    ``pool_size`` examples and then replace random pool entries. Each step trains on a
+    clean mini-batch of ``batch_size`` plus ``round(pool_fraction * batch_size)`` examples
+    drawn from the pool, with mean cross-entropy over both plus :func:`weight_decay_penalty`.
+    All random choices come from ``seed`` (a CPU generator): clean batch order as in
+    :func:`fit_classifier`, attacked images, targets, pool draws and replacements.
+
+    Returns each epoch's mean loss and the final :class:`AdversarialPool`; the model is left
+    in eval mode.
+    """
+    if epochs < 1 or batch_size < 1 or not lr > 0:
+        raise ValueError(f"epochs, batch_size and lr must be positive, got {epochs}, {batch_size}, {lr}")
+    if pool_size < 1 or refresh_every < 1 or refresh_size < 1:
+        raise ValueError(
+            f"pool_size, refresh_every and refresh_size must be >= 1, got {pool_size}, {refresh_every}, {refresh_size}"
+        )
+    if not 0 < pool_fraction <= 1:
+        raise ValueError(f"pool_fraction must be in (0, 1] (pool examples per clean example), got {pool_fraction}")
+    _check_images(images, "images")
+    labels = _check_labels(labels, images.shape[0], "labels").to(images.device)
+    num_classes = _num_classes(model, images)
+    rng = torch.Generator().manual_seed(int(seed) + 1)
+    pool = AdversarialPool(images[:0].clone(), labels[:0].clone(), labels[:0].clone())
+    per_step = max(1, round(pool_fraction * batch_size))
+    step = 0
+
+    def refresh() -> None:
+        idx = torch.randperm(images.shape[0], generator=rng)[:refresh_size].to(images.device)
+        shift = torch.randint(1, num_classes, (idx.numel(),), generator=rng).to(images.device)
+        target = (labels[idx] + shift) % num_classes
+        res = minimal_adversarial_lbfgs(model, images[idx], target, **dict(attack or {}))
+        # An image the model already puts in the target class comes back unchanged: no example.
+        keep = res.success & (res.distortion > 0)
+        new_x, new_y, new_s = res.adversarial[keep], labels[idx][keep], idx[keep]
+        pool.generated += int(keep.sum())
+        pool.failed += int((~res.success).sum())
+        pool.distortions.extend(res.distortion[keep].tolist())
+        room = pool_size - len(pool)
+        if room > 0:
+            pool.images = torch.cat([pool.images, new_x[:room]])
+            pool.labels = torch.cat([pool.labels, new_y[:room]])
+            pool.sources = torch.cat([pool.sources, new_s[:room]])
+            new_x, new_y, new_s = new_x[room:], new_y[room:], new_s[room:]
+        if new_x.shape[0]:
+            slots = torch.randperm(len(pool), generator=rng)[: new_x.shape[0]].to(images.device)
+            pool.images[slots] = new_x
+            pool.labels[slots] = new_y
+            pool.sources[slots] = new_s
+
+    def batch_loss(idx: torch.Tensor) -> torch.Tensor:
+        nonlocal step
+        if step % refresh_every == 0:
+            refresh()
+            model.train()  # the attack evaluates the model in eval mode and restores the mode
+        step += 1
+        x, y = images[idx], labels[idx]
+        if len(pool):
+            draw = torch.randint(0, len(pool), (per_step,), generator=rng).to(images.device)
+            x, y = torch.cat([x, pool.images[draw]]), torch.cat([y, pool.labels[draw]])
+        loss = F.cross_entropy(model(x), y)
+        return loss + weight_decay_penalty(model, weight_decay, normalize)
+
+    history = _minibatch_adam(
+        model,
+        list(model.parameters()),
+        batch_loss,
+        images.shape[0],
+        images.device,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        seed=seed,
+    )
+    return history, pool
+
+
 # --------------------------------------------------------------------------- P1 / P2
 
 
@@ -533,6 +716,65 @@ def p1_p2_split(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     perm = np.random.default_rng(int(seed)).permutation(int(n))
     half = int(n) // 2
     return np.sort(perm[:half]).astype(np.int64), np.sort(perm[half : 2 * half]).astype(np.int64)
+
+
+def unit_pixels(images: np.ndarray, device: torch.device | str = "cpu") -> torch.Tensor:
+    """uint8 images ``(N, C, H, W)`` (a prepared split's) as float32 pixels in [0, 1] on ``device``."""
+    images = np.asarray(images)
+    if images.dtype != np.uint8:
+        raise TypeError(f"images must be uint8 (a prepared split's), got {images.dtype}")
+    # torch.tensor copies: prepared splits may be read-only arrays, which from_numpy warns about.
+    return torch.tensor(images).to(device=device, dtype=torch.float32).div_(255.0)
+
+
+def attacked_subset(n: int, count: int, seed: int) -> np.ndarray:
+    """The sorted indices of ``min(count, n)`` images drawn without replacement from ``range(n)``.
+
+    Every model of a table is attacked on the same images, so that the rows of the
+    cross-model matrix differ only by the model that made them.
+    """
+    if n < 1 or count < 1:
+        raise ValueError(f"n and count must be >= 1, got {n}, {count}")
+    rng = np.random.default_rng(int(seed))
+    return np.sort(rng.choice(int(n), size=min(int(count), int(n)), replace=False)).astype(np.int64)
+
+
+@torch.no_grad()
+def error_rate(model: nn.Module, x: torch.Tensor, y: torch.Tensor, batch_size: int = 4096) -> float:
+    """Fraction of ``x`` that ``model`` (in eval mode, restored after) does not classify as ``y``."""
+    was_training = model.training
+    model.eval()
+    try:
+        pred = torch.cat([_predict(model, x[s : s + batch_size]) for s in range(0, x.shape[0], batch_size)])
+    finally:
+        model.train(was_training)
+    return float((pred != y.to(pred.device)).double().mean())
+
+
+def save_zoo_model(model: nn.Module, path: str | Path) -> None:
+    """Write the model's state dict as safetensors (reload with :func:`load_zoo_model`)."""
+    from safetensors.torch import save_file
+
+    save_file({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}, str(path))
+
+
+def load_zoo_model(
+    name: str, path: str | Path, num_inputs: int, num_classes: int = 10, device: torch.device | str = "cpu"
+) -> nn.Module:
+    """Rebuild the zoo model ``name`` and load the weights of :func:`save_zoo_model`; eval mode."""
+    from safetensors.torch import load_file
+
+    model = build_zoo_model(name, num_inputs, num_classes)
+    state = load_file(str(path))
+    expected = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+    found = {k: tuple(v.shape) for k, v in state.items()}
+    if expected != found:
+        raise ValueError(
+            f"{path} does not hold the weights of {name!r} for {num_inputs} inputs and {num_classes} classes: "
+            f"expected tensors {expected}, found {found}; re-run the rule that trains it"
+        )
+    model.load_state_dict(state)
+    return model.to(device).eval()
 
 
 # --------------------------------------------------------------------------- distortion
@@ -618,6 +860,14 @@ class AdversarialResult:
 
 DEFAULT_C_GRID: tuple[float, ...] = tuple(2.0**k for k in range(6, -13, -1))
 """c = 64, 32, ..., 2^-12 (19 values): the coarse search of :func:`minimal_adversarial_lbfgs`."""
+
+
+def halving_c_grid(c_max: float, c_min: float) -> tuple[float, ...]:
+    """``c_max, c_max/2, c_max/4, ...`` down to the last value >= ``c_min`` (a coarse c search)."""
+    if not (math.isfinite(c_max) and math.isfinite(c_min) and 0 < c_min <= c_max):
+        raise ValueError(f"need 0 < c_min <= c_max (finite), got c_min={c_min}, c_max={c_max}")
+    steps = int(math.floor(math.log2(c_max / c_min) + 1e-9))
+    return tuple(c_max / 2.0**k for k in range(steps + 1))
 
 
 @torch.no_grad()
@@ -1006,6 +1256,15 @@ class ErrorMatrix:
     columns: tuple[str, ...]
     error: np.ndarray  # (len(rows), len(columns)), float64 in [0, 1]
 
+    def frame(self, distortion: Mapping[str, float], sizes: Mapping[str, int]):
+        """A pandas DataFrame: columns ``examples``, ``distortion``, ``n``, then one per model."""
+        import pandas as pd
+
+        table = pd.DataFrame(
+            {"examples": list(self.rows), "distortion": [distortion[r] for r in self.rows], "n": [sizes[r] for r in self.rows]}
+        )
+        return pd.concat([table, pd.DataFrame(self.error, columns=list(self.columns))], axis=1)
+
     def as_dict(self) -> dict[str, dict[str, float]]:
         """``{row: {column: error}}``."""
         return {r: {c: float(self.error[i, j]) for j, c in enumerate(self.columns)} for i, r in enumerate(self.rows)}
@@ -1036,13 +1295,7 @@ def cross_model_error_matrix(
         y = labels[row] if isinstance(labels, Mapping) else labels
         y = _check_labels(y, xs.shape[0], f"labels of {row!r}").to(xs.device)
         for j, model in enumerate(models.values()):
-            was_training = model.training
-            model.eval()
-            try:
-                pred = torch.cat([_predict(model, xs[s : s + batch_size]) for s in range(0, xs.shape[0], batch_size)])
-            finally:
-                model.train(was_training)
-            error[i, j] = float((pred != y).double().mean())
+            error[i, j] = error_rate(model, xs, y, batch_size)
     return ErrorMatrix(tuple(examples_by_model), tuple(models), error)
 
 

@@ -22,6 +22,7 @@ from torch import nn
 
 from .population import (
     Population,
+    default_device,
     batch_indices,
     epoch_permutations,
     make_optimizer,
@@ -173,13 +174,6 @@ def fit_population(
         {name: p.detach().to("cpu") for name, p in trained.params.items()},
         trained.layout,
     )
-
-
-def default_device(accelerator: str = "auto") -> torch.device:
-    """The device Lightning would pick for ``accelerator`` (``auto``: CUDA when available)."""
-    if accelerator in ("gpu", "cuda") or (accelerator == "auto" and torch.cuda.is_available()):
-        return torch.device("cuda")
-    return torch.device("cpu")
 
 
 def evaluate_population(
