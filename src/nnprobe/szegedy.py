@@ -412,9 +412,11 @@ def _minibatch_adam(
 ) -> list[float]:
     """Mini-batch Adam over ``params`` with a seeded order of ``n`` examples; each epoch's mean loss.
 
-    ``batch_loss(idx)`` returns the loss of the examples ``idx``. The model is in train mode
-    while training and in eval mode afterwards.
+    ``batch_loss(idx)`` returns the loss of the examples ``idx``. Parameters of ``model`` not in
+    ``params`` are frozen for the call (every ``requires_grad`` flag is restored after). The
+    model is in train mode while training and in eval mode afterwards.
     """
+    params, flags = _set_trainable(model, params)
     optimizer = torch.optim.Adam(params, lr=lr)
     generator = torch.Generator().manual_seed(int(seed))
     history = []
@@ -432,6 +434,7 @@ def _minibatch_adam(
             history.append(float(torch.stack(losses).mean()))
     finally:
         model.eval()
+        _restore_trainable(model, flags)
     return history
 
 
@@ -459,17 +462,14 @@ def fit_classifier(
         raise ValueError(f"epochs, batch_size and lr must be positive, got {epochs}, {batch_size}, {lr}")
     _check_images(images, "images")
     labels = _check_labels(labels, images.shape[0], "labels").to(images.device)
-    trainable, flags = _set_trainable(model, list(params) if params is not None else list(model.parameters()))
+    trainable = list(params) if params is not None else list(model.parameters())
 
     def batch_loss(idx: torch.Tensor) -> torch.Tensor:
         loss = F.cross_entropy(model(images[idx]), labels[idx])
         return loss + weight_decay_penalty(model, weight_decay, normalize)
 
-    try:
-        return _minibatch_adam(model, trainable, batch_loss, images.shape[0], images.device,
-                               epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
-    finally:
-        _restore_trainable(model, flags)
+    return _minibatch_adam(model, trainable, batch_loss, images.shape[0], images.device,
+                           epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
 
 
 def pretrain_autoencoder(
@@ -496,7 +496,6 @@ def pretrain_autoencoder(
         raise ValueError(f"epochs, batch_size and lr must be positive, got {epochs}, {batch_size}, {lr}")
     _check_images(images, "images")
     ae_params = [*model.encoder.parameters(), *model.decoder.parameters()]
-    trainable, flags = _set_trainable(model, ae_params)
     lam = float(weight_decay if isinstance(weight_decay, (int, float)) else weight_decay[0])
 
     def batch_loss(idx: torch.Tensor) -> torch.Tensor:
@@ -505,11 +504,8 @@ def pretrain_autoencoder(
         loss = loss + weight_decay_penalty(model.encoder, lam, normalize)
         return loss + weight_decay_penalty(model.decoder, lam, normalize)
 
-    try:
-        return _minibatch_adam(model, trainable, batch_loss, images.shape[0], images.device,
-                               epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
-    finally:
-        _restore_trainable(model, flags)
+    return _minibatch_adam(model, ae_params, batch_loss, images.shape[0], images.device,
+                           epochs=epochs, batch_size=batch_size, lr=lr, seed=seed)
 
 
 def train_zoo_model(
