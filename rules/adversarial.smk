@@ -15,7 +15,7 @@ rule prepare_adversarial_dataset:
     params:
         dataset={**ADV["dataset"], "seed": config["seed"]},
     script:
-        "../scripts/prepare_data.py"
+        "../scripts/data/prepare_dataset.py"
 
 
 rule train_zoo_model:
@@ -39,9 +39,14 @@ rule train_zoo_model:
     params:
         name=lambda wildcards: ZOO_NAMES[wildcards.zoo],
         seed=config["seed"],
-        adversarial=ADV,
+        settings={
+            key: ADV[key]
+            for key in ("epochs", "ae_epochs", "batch_size", "lr", "decay_normalization")
+        },
+        engine=config["engine"],
+        checkpoints="results/checkpoints/adversarial/{trainset}/{zoo}",
     script:
-        "../scripts/train_zoo_model.py"
+        "../scripts/adversarial/train_zoo_model.py"
 
 
 rule attack_zoo_model:
@@ -62,11 +67,10 @@ rule attack_zoo_model:
         runtime=lambda wildcards, attempt: config["resources"]["train_runtime"]
         * attempt,
     params:
-        name=lambda wildcards: ZOO_NAMES[wildcards.zoo],
         seed=config["seed"],
         attack=ADV["attack"],
     script:
-        "../scripts/attack_zoo_model.py"
+        "../scripts/adversarial/attack_zoo_model.py"
 
 
 rule zoo_table:
@@ -84,7 +88,7 @@ rule zoo_table:
         mem_mb=lambda wildcards, attempt: 2000 * attempt,
         runtime=lambda wildcards, attempt: 10 * attempt,
     script:
-        "../scripts/zoo_table.py"
+        "../scripts/adversarial/zoo_table.py"
 
 
 rule cross_model_table:
@@ -108,7 +112,7 @@ rule cross_model_table:
         noise_std=ADV["noise_std"],
         seed=config["seed"],
     script:
-        "../scripts/cross_model_table.py"
+        "../scripts/adversarial/cross_model_table.py"
 
 
 rule cross_training_set_tables:
@@ -135,7 +139,7 @@ rule cross_training_set_tables:
         rescale_rms=ADV["cross_training_set"]["rescale_rms"],
         seed=config["seed"],
     script:
-        "../scripts/cross_training_set_tables.py"
+        "../scripts/adversarial/cross_training_set_tables.py"
 
 
 rule error_matrix_heatmap:
@@ -158,7 +162,7 @@ rule error_matrix_heatmap:
         mem_mb=lambda wildcards, attempt: 2000 * attempt,
         runtime=lambda wildcards, attempt: 5 * attempt,
     script:
-        "../scripts/error_matrix_heatmap.py"
+        "../scripts/adversarial/error_matrix_heatmap.py"
 
 
 rule distortion_figure:
@@ -183,7 +187,7 @@ rule distortion_figure:
     params:
         names=[ZOO_NAMES[s] for s in ZOO_SLUGS],
     script:
-        "../scripts/distortion_figure.py"
+        "../scripts/adversarial/distortion_figure.py"
 
 
 rule example_grid:
@@ -208,9 +212,10 @@ rule example_grid:
         runtime=lambda wildcards, attempt: 5 * attempt,
     params:
         names=[ZOO_NAMES[s] for s in ZOO_SLUGS],
-        figures=ADV["figures"],
+        examples=ADV["figures"]["examples"],
+        magnify=ADV["figures"]["magnify"],
     script:
-        "../scripts/example_grid.py"
+        "../scripts/adversarial/example_grid.py"
 
 
 rule adversarial_training:
@@ -232,9 +237,14 @@ rule adversarial_training:
         * attempt,
     params:
         seed=config["seed"],
-        adversarial=ADV,
+        settings={
+            key: ADV[key]
+            for key in ("batch_size", "lr", "decay_normalization", "adversarial_training")
+        },
+        engine=config["engine"],
+        checkpoints="results/checkpoints/adversarial/training/{regime}/{replicate}",
     script:
-        "../scripts/adversarial_training.py"
+        "../scripts/adversarial/adversarial_training.py"
 
 
 rule adversarial_training_table:
@@ -262,7 +272,7 @@ rule adversarial_training_table:
         mem_mb=lambda wildcards, attempt: 2000 * attempt,
         runtime=lambda wildcards, attempt: 5 * attempt,
     script:
-        "../scripts/adversarial_training_table.py"
+        "../scripts/adversarial/adversarial_training_table.py"
 
 
 rule unit_inspection:
@@ -289,4 +299,4 @@ rule unit_inspection:
         seed=config["seed"],
         units=ADV["units"],
     script:
-        "../scripts/unit_inspection.py"
+        "../scripts/adversarial/unit_inspection.py"

@@ -1,5 +1,4 @@
 # Config validation and helpers shared by the rule files; no rules live here.
-import itertools
 import os
 import re
 import sys
@@ -7,9 +6,10 @@ import sys
 import yaml
 from snakemake.utils import validate
 
-# The package's config checks, importable even where Snakemake runs outside the project's env.
+# The package's config checks and names (torch-free), importable wherever Snakemake runs.
 sys.path.insert(0, os.path.join(workflow.basedir, "src"))
-from nnprobe.config import check_config
+from nnprobe.core.config import check_config
+from nnprobe.core.naming import pair_packs, population_pairs, zoo_slug
 
 with open(os.path.join(workflow.basedir, "config", "schema.yaml")) as schema_file:
     check_config(config, yaml.safe_load(schema_file))
@@ -20,15 +20,10 @@ os.environ.setdefault("NNPROBE_ROOT", workflow.basedir)
 
 NUM_CLASSES = config["dataset"]["num_classes"]
 # The baseline population is the pair "none"; the others are class indices "a-b", a < b.
-PAIRS = ["none"] + [
-    f"{a}-{b}" for a, b in itertools.combinations(range(NUM_CLASSES), 2)
-]
+PAIRS = population_pairs(NUM_CLASSES)
 # A training job trains a pack of pairs as one population ("none+0-1+0-2"); with
 # mislabel.pairs_per_job = 1 every pair is a job of its own.
-PACKS = [
-    "+".join(PAIRS[i : i + config["mislabel"]["pairs_per_job"]])
-    for i in range(0, len(PAIRS), config["mislabel"]["pairs_per_job"])
-]
+PACKS = pair_packs(PAIRS, config["mislabel"]["pairs_per_job"])
 COMPARISONS = ["confused_vs_clean", "confused_vs_baseline", "clean_vs_baseline"]
 INFORMATION_VALUES = ["delta_logloss_bits", "kl_bits"]
 TABLE_EXTS = [".parquet", ".csv", ".md"]
@@ -65,11 +60,6 @@ def mislabel_targets():
 
 # --------------------------------------------------------------------------- adversarial study
 ADV = config["adversarial"]
-
-
-def zoo_slug(name):
-    """File-name form of a zoo name, as nnprobe.szegedy.zoo_slug: "FC10(1e-4)" -> "fc10_1e-4"."""
-    return re.sub(r"[^a-z0-9.-]+", "_", name.lower()).strip("_")
 
 
 # The cross-training-set models of Table 2: (zoo name, training set).

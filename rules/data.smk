@@ -13,4 +13,4 @@ rule prepare_dataset:
     params:
         dataset=dataset_params(),
     script:
-        "../scripts/prepare_data.py"
+        "../scripts/data/prepare_dataset.py"

@@ -23,11 +23,14 @@ rule train_population:
     params:
         seed=config["seed"],
         num_classes=NUM_CLASSES,
-        mislabel=config["mislabel"],
-        model=config["model"],
+        replicates=config["mislabel"]["replicates"],
+        fraction=config["mislabel"]["fraction"],
+        padding=config["model"]["padding"],
         train=config["train"],
+        engine=config["engine"],
+        checkpoints="results/checkpoints/mislabel/{pairs}",
     script:
-        "../scripts/train_population.py"
+        "../scripts/mislabel/train_population.py"
 
 
 rule collect_metrics:
@@ -45,7 +48,7 @@ rule collect_metrics:
         mem_mb=lambda wildcards, attempt: 4000 * attempt,
         runtime=lambda wildcards, attempt: 10 * attempt,
     script:
-        "../scripts/collect_metrics.py"
+        "../scripts/mislabel/collect_metrics.py"
 
 
 rule welch_table:
@@ -62,7 +65,7 @@ rule welch_table:
         mem_mb=lambda wildcards, attempt: 4000 * attempt,
         runtime=lambda wildcards, attempt: 10 * attempt,
     script:
-        "../scripts/welch_table.py"
+        "../scripts/mislabel/welch_table.py"
 
 
 rule information_table:
@@ -79,7 +82,7 @@ rule information_table:
         mem_mb=lambda wildcards, attempt: 4000 * attempt,
         runtime=lambda wildcards, attempt: 10 * attempt,
     script:
-        "../scripts/information_table.py"
+        "../scripts/mislabel/information_table.py"
 
 
 rule t_heatmap:
@@ -106,7 +109,7 @@ rule t_heatmap:
     params:
         class_groups=config["mislabel"]["class_groups"],
     script:
-        "../scripts/t_heatmap.py"
+        "../scripts/mislabel/t_heatmap.py"
 
 
 rule information_heatmap:
@@ -133,7 +136,7 @@ rule information_heatmap:
     params:
         class_groups=config["mislabel"]["class_groups"],
     script:
-        "../scripts/information_heatmap.py"
+        "../scripts/mislabel/information_heatmap.py"
 
 
 rule accuracy_by_pair:
@@ -157,7 +160,7 @@ rule accuracy_by_pair:
         mem_mb=lambda wildcards, attempt: 2000 * attempt,
         runtime=lambda wildcards, attempt: 10 * attempt,
     script:
-        "../scripts/accuracy_by_pair.py"
+        "../scripts/mislabel/accuracy_by_pair.py"
 
 
 rule class_dendrogram:
@@ -182,4 +185,4 @@ rule class_dendrogram:
         mem_mb=lambda wildcards, attempt: 2000 * attempt,
         runtime=lambda wildcards, attempt: 10 * attempt,
     script:
-        "../scripts/class_dendrogram.py"
+        "../scripts/mislabel/class_dendrogram.py"

@@ -27,11 +27,12 @@ rule noise_train:
     params:
         seed=config["seed"],
         width=config["noise"]["width"],
-        train_config=config["noise"]["train"],
+        train=config["noise"]["train"],
         binary_classes=config["noise"]["binary_classes"],
-        accelerator=config["noise"]["accelerator"],
+        engine=config["engine"],
+        checkpoints="results/checkpoints/noise/{task}/seed{seed}",
     script:
-        "../scripts/noise_train.py"
+        "../scripts/noise/noise_train.py"
 
 
 rule noise_probe:
@@ -57,9 +58,8 @@ rule noise_probe:
     params:
         seed=config["seed"],
         probe=NOISE_PROBE_PARAMS,
-        accelerator=config["noise"]["accelerator"],
     script:
-        "../scripts/noise_probe.py"
+        "../scripts/noise/noise_probe.py"
 
 
 rule noise_probe_population:
@@ -83,9 +83,8 @@ rule noise_probe_population:
     params:
         seed=config["seed"],
         probe=NOISE_PROBE_PARAMS,
-        accelerator=config["noise"]["accelerator"],
     script:
-        "../scripts/noise_probe_population.py"
+        "../scripts/noise/noise_probe_population.py"
 
 
 rule noise_input_clutter:
@@ -102,7 +101,7 @@ rule noise_input_clutter:
         mem_mb=lambda wildcards, attempt: 4000 * attempt,
         runtime=lambda wildcards, attempt: 10 * attempt,
     script:
-        "../scripts/noise_input_clutter.py"
+        "../scripts/noise/noise_input_clutter.py"
 
 
 rule noise_tables:
@@ -133,7 +132,7 @@ rule noise_tables:
     params:
         binary_classes=config["noise"]["binary_classes"],
     script:
-        "../scripts/noise_tables.py"
+        "../scripts/noise/noise_tables.py"
 
 
 rule noise_predicted_classes:
@@ -160,7 +159,7 @@ rule noise_predicted_classes:
         mem_mb=lambda wildcards, attempt: 2000 * attempt,
         runtime=lambda wildcards, attempt: 10 * attempt,
     script:
-        "../scripts/noise_predicted_classes.py"
+        "../scripts/noise/noise_predicted_classes.py"
 
 
 rule noise_mst:
@@ -187,7 +186,7 @@ rule noise_mst:
         mem_mb=lambda wildcards, attempt: 2000 * attempt,
         runtime=lambda wildcards, attempt: 10 * attempt,
     script:
-        "../scripts/noise_mst.py"
+        "../scripts/noise/noise_mst.py"
 
 
 rule noise_distance_to_noise:
@@ -211,7 +210,7 @@ rule noise_distance_to_noise:
         mem_mb=lambda wildcards, attempt: 2000 * attempt,
         runtime=lambda wildcards, attempt: 10 * attempt,
     script:
-        "../scripts/noise_distance_to_noise.py"
+        "../scripts/noise/noise_distance_to_noise.py"
 
 
 rule noise_binary:
@@ -235,7 +234,7 @@ rule noise_binary:
         mem_mb=lambda wildcards, attempt: 2000 * attempt,
         runtime=lambda wildcards, attempt: 10 * attempt,
     script:
-        "../scripts/noise_binary.py"
+        "../scripts/noise/noise_binary.py"
 
 
 rule noise_auroc:
@@ -259,7 +258,7 @@ rule noise_auroc:
         mem_mb=lambda wildcards, attempt: 2000 * attempt,
         runtime=lambda wildcards, attempt: 10 * attempt,
     script:
-        "../scripts/noise_auroc.py"
+        "../scripts/noise/noise_auroc.py"
 
 
 rule noise_clutter:
@@ -284,4 +283,4 @@ rule noise_clutter:
         mem_mb=lambda wildcards, attempt: 2000 * attempt,
         runtime=lambda wildcards, attempt: 10 * attempt,
     script:
-        "../scripts/noise_clutter.py"
+        "../scripts/noise/noise_clutter.py"

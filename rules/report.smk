@@ -21,4 +21,4 @@ rule effective_config:
         # Config values are params, so a changed config re-runs this rule.
         config=config,
     script:
-        "../scripts/effective_config.py"
+        "../scripts/report/effective_config.py"

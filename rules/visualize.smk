@@ -24,9 +24,13 @@ rule visualize_train:
         * attempt,
     params:
         seed=config["seed"],
-        vis=config["visualize"],
+        train=config["visualize"]["train"],
+        backdoor=config["visualize"]["backdoor"],
+        adversarial=config["visualize"]["adversarial"],
+        engine=config["engine"],
+        checkpoints="results/checkpoints/visualize/{model}",
     script:
-        "../scripts/visualize_train.py"
+        "../scripts/visualize/visualize_train.py"
 
 
 rule visualize_features:
@@ -51,9 +55,11 @@ rule visualize_features:
         * attempt,
     params:
         seed=config["seed"],
-        vis=config["visualize"],
+        features=config["visualize"]["features"],
+        regularizers=config["visualize"]["regularizers"],
+        progress=config["engine"]["progress"],
     script:
-        "../scripts/visualize_features.py"
+        "../scripts/visualize/visualize_features.py"
 
 
 rule visualize_feature_figures:
@@ -95,7 +101,7 @@ rule visualize_feature_figures:
         mem_mb=lambda wildcards, attempt: 2000 * attempt,
         runtime=lambda wildcards, attempt: 10 * attempt,
     script:
-        "../scripts/visualize_feature_figures.py"
+        "../scripts/visualize/visualize_feature_figures.py"
 
 
 rule visualize_patterns:
@@ -121,9 +127,11 @@ rule visualize_patterns:
         * attempt,
     params:
         seed=config["seed"],
-        vis=config["visualize"],
+        patterns=config["visualize"]["patterns"],
+        backdoor=config["visualize"]["backdoor"],
+        progress=config["engine"]["progress"],
     script:
-        "../scripts/visualize_patterns.py"
+        "../scripts/visualize/visualize_patterns.py"
 
 
 rule visualize_patterns_report:
@@ -154,7 +162,7 @@ rule visualize_patterns_report:
         mem_mb=lambda wildcards, attempt: 2000 * attempt,
         runtime=lambda wildcards, attempt: 10 * attempt,
     script:
-        "../scripts/visualize_patterns_report.py"
+        "../scripts/visualize/visualize_patterns_report.py"
 
 
 rule visualize_models_report:
@@ -181,4 +189,4 @@ rule visualize_models_report:
         mem_mb=lambda wildcards, attempt: 2000 * attempt,
         runtime=lambda wildcards, attempt: 10 * attempt,
     script:
-        "../scripts/visualize_models_report.py"
+        "../scripts/visualize/visualize_models_report.py"

@@ -1,0 +1,10 @@
+"""Rule error_matrix_heatmap: an error-rate table of the adversarial study as a heatmap."""
+
+from pathlib import Path
+
+from nnprobe.core.runtime import snakemake_job
+from nnprobe.studies.adversarial.jobs import error_matrix_figure
+
+smk = snakemake  # noqa: F821  (the object Snakemake hands every script)
+with snakemake_job(smk):
+    error_matrix_figure(smk.input[0], smk.wildcards.matrix, Path(smk.output.pdf).with_suffix(""))

@@ -1,0 +1,11 @@
+"""Rule information_heatmap: one information value of every class pair as a heatmap."""
+
+from pathlib import Path
+
+from nnprobe.core.runtime import snakemake_job
+from nnprobe.studies.mislabel.jobs import information_heatmap_figure
+
+smk = snakemake  # noqa: F821  (the object Snakemake hands every script)
+with snakemake_job(smk):
+    information_heatmap_figure(smk.input.information, smk.input.table, Path(smk.output.pdf).with_suffix(""),
+                               smk.wildcards.value, smk.params.class_groups)

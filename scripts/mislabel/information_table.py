@@ -1,0 +1,10 @@
+"""Rule information_table: bits of information about every target class, for one comparison."""
+
+from pathlib import Path
+
+from nnprobe.core.runtime import snakemake_job
+from nnprobe.studies.mislabel.jobs import information
+
+smk = snakemake  # noqa: F821  (the object Snakemake hands every script)
+with snakemake_job(smk):
+    information(smk.input[0], Path(smk.output[0]).with_suffix(""), smk.wildcards.comparison)

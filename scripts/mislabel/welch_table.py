@@ -1,0 +1,10 @@
+"""Rule welch_table: Welch's t-tests of every (target, other) class pair for one comparison."""
+
+from pathlib import Path
+
+from nnprobe.core.runtime import snakemake_job
+from nnprobe.studies.mislabel.jobs import welch
+
+smk = snakemake  # noqa: F821  (the object Snakemake hands every script)
+with snakemake_job(smk):
+    welch(smk.input[0], Path(smk.output[0]).with_suffix(""), smk.wildcards.comparison)

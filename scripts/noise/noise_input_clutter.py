@@ -1,0 +1,8 @@
+"""Rule noise_input_clutter: the clutter of every class in pixel space."""
+
+from nnprobe.core.runtime import snakemake_job
+from nnprobe.studies.noise.jobs import input_clutter
+
+smk = snakemake  # noqa: F821  (the object Snakemake hands every script)
+with snakemake_job(smk):
+    input_clutter(smk.input.test, smk.output.table)

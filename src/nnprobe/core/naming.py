@@ -1,0 +1,73 @@
+"""Names of the things the workflow makes: class pairs, packs of pairs, zoo models.
+
+Plain logic with no torch, imported by ``rules/common.smk`` to name wildcards and targets and by
+the package to parse them, so that the rules and the scripts cannot disagree about a name.
+"""
+
+from __future__ import annotations
+
+import itertools
+import re
+from collections.abc import Sequence
+
+__all__ = ["BASELINE", "mislabel_pairs", "pair_name", "parse_pair", "population_pairs", "pair_packs", "zoo_slug"]
+
+BASELINE = "none"
+"""Name of the population trained without mislabelling."""
+
+
+def mislabel_pairs(num_classes: int) -> list[tuple[int, int]]:
+    """All unordered pairs ``(a, b)``, ``a < b``, of ``num_classes`` classes (45 for 10)."""
+    if num_classes < 2:
+        raise ValueError(f"num_classes must be at least 2, got {num_classes}")
+    return list(itertools.combinations(range(num_classes), 2))
+
+
+def pair_name(pair: tuple[int, int] | None) -> str:
+    """Wildcard value of a pair: ``"3-5"``, or ``"none"`` for the baseline."""
+    if pair is None:
+        return BASELINE
+    a, b = sorted(pair)
+    return f"{a}-{b}"
+
+
+def parse_pair(name: str, num_classes: int | None = None) -> tuple[int, int] | None:
+    """Inverse of :func:`pair_name`; ``None`` for the baseline.
+
+    Raises ``ValueError`` for anything that is not ``"a-b"`` with distinct class indices
+    ``0 <= a < b < num_classes``, or ``"none"``.
+    """
+    if name == BASELINE:
+        return None
+    try:
+        a, b = (int(x) for x in name.split("-"))
+    except ValueError:
+        raise ValueError(f"pair must be 'A-B' with class indices A < B, or 'none'; got {name!r}") from None
+    if name != f"{a}-{b}":
+        raise ValueError(f"pair {name!r} is not in canonical form {a}-{b} (no padding, signs or spaces)")
+    if not 0 <= a < b or (num_classes is not None and b >= num_classes):
+        raise ValueError(
+            f"pair {name!r} is not two distinct class indices A < B in [0, {num_classes})"
+        )
+    return a, b
+
+
+def population_pairs(num_classes: int) -> list[str]:
+    """The baseline followed by every pair, as wildcard values: ``["none", "0-1", "0-2", ...]``."""
+    return [BASELINE] + [pair_name(p) for p in mislabel_pairs(num_classes)]
+
+
+def pair_packs(pairs: Sequence[str], pairs_per_job: int) -> list[str]:
+    """``pairs`` in consecutive packs of ``pairs_per_job``, each joined by "+": one training job each.
+
+    ``pair_packs(["none", "0-1", "0-2"], 2) == ["none+0-1", "0-2"]``. A member of a pack is the
+    same network as in any other packing (its seeds depend on its pair, not on its pack).
+    """
+    if pairs_per_job < 1:
+        raise ValueError(f"config key mislabel.pairs_per_job must be >= 1, got {pairs_per_job}")
+    return ["+".join(pairs[i : i + pairs_per_job]) for i in range(0, len(pairs), pairs_per_job)]
+
+
+def zoo_slug(name: str) -> str:
+    """A file-name form of a zoo name: ``"FC10(1e-4)"`` -> ``"fc10_1e-4"``, ``"AE400-10"`` -> ``"ae400-10"``."""
+    return re.sub(r"[^a-z0-9.-]+", "_", name.lower()).strip("_")

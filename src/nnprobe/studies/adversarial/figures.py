@@ -1,0 +1,157 @@
+"""Figures of the adversarial study: error matrices, minimal distortions, example grids,
+adversarial training, and the top images along units and random directions."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+
+from ...plotting import BASELINE_COLOR, PAIR_COLOR, display_image, save_figure
+
+__all__ = ["error_matrix_heatmap", "distortion_distributions", "adversarial_example_grid", "error_by_regime",
+           "top_image_rows"]
+
+
+def error_matrix_heatmap(table: pd.DataFrame, stem: Path, title: str) -> list[Path]:
+    """Heatmap of an error-rate table (Szegedy et al. 2013, Tables 1-3) with every cell's percentage.
+
+    ``table`` has a column ``examples`` (the row's example set), a column ``distortion`` (its
+    mean RMS distortion), optionally ``n`` (its size) and one column per model with the error
+    rate in [0, 1].
+    """
+    for col in ("examples", "distortion"):
+        if col not in table.columns:
+            raise ValueError(f"table needs columns 'examples' and 'distortion'; it has {list(table.columns)}")
+    models = [c for c in table.columns if c not in ("examples", "distortion", "n")]
+    err = table[models].to_numpy(dtype=float) * 100
+    rows = [f"{e}  (RMS {d:.3f})" for e, d in zip(table["examples"], table["distortion"])]
+    fig, ax = plt.subplots(figsize=(1.1 * len(models) + 3.5, 0.45 * len(rows) + 1.6))
+    im = ax.imshow(err, cmap="Reds", vmin=0, vmax=100, aspect="auto")
+    for i in range(err.shape[0]):
+        for j in range(err.shape[1]):
+            ax.text(j, i, f"{err[i, j]:.1f}", ha="center", va="center", fontsize=8,
+                    color="white" if err[i, j] > 60 else "black")
+    ax.set_xticks(range(len(models)), models, rotation=30, ha="right", rotation_mode="anchor", fontsize=8)
+    ax.set_yticks(range(len(rows)), rows, fontsize=8)
+    ax.set_xlabel("model the examples are fed to")
+    ax.set_ylabel("example set (mean RMS distortion)")
+    ax.set_title(title)
+    fig.colorbar(im, ax=ax, label="error rate (%)", fraction=0.04)
+    fig.tight_layout()
+    return save_figure(fig, stem)
+
+
+def distortion_distributions(distortions: dict[str, np.ndarray], failures: dict[str, int], stem: Path) -> list[Path]:
+    """Minimal RMS distortion per attacked image, one box + points per model, means marked.
+
+    ``distortions[model]`` holds the distortions of the successful examples (0 for images the
+    model already misclassified); ``failures[model]`` counts attacked images whose attack found
+    no adversarial example. Both counts are shown in the model's label.
+    """
+    names = list(distortions)
+    labels = [
+        f"{n}\n(already wrong: {int((np.asarray(distortions[n]) == 0).sum())}, failed: {failures.get(n, 0)})"
+        for n in names
+    ]
+    fig, ax = plt.subplots(figsize=(7.0, 0.55 * len(names) + 1.6))
+    data = [np.asarray(distortions[n], dtype=float) for n in names]
+    ax.boxplot(data, orientation="horizontal", widths=0.6, showfliers=False,
+               medianprops={"color": "black"}, tick_labels=labels)
+    ax.invert_yaxis()  # the first model on top
+    rng = np.random.default_rng(0)  # jitter only
+    for i, vals in enumerate(data):
+        ax.scatter(vals, i + 1 + rng.uniform(-0.18, 0.18, len(vals)), s=8, alpha=0.6, color=PAIR_COLOR, linewidths=0)
+        if len(vals):
+            ax.scatter([vals.mean()], [i + 1], marker="D", color=BASELINE_COLOR, zorder=4,
+                       label="mean" if i == 0 else None)
+    ax.set_xlabel("minimal RMS distortion sqrt(sum (x' - x)^2 / n), pixels in [0, 1]")
+    ax.set_title("Distortion needed to change each image's class (closest wrong label)")
+    ax.legend(loc="lower right", fontsize=8)
+    ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    return save_figure(fig, stem)
+
+
+def adversarial_example_grid(
+    originals: np.ndarray,
+    adversarial: dict[str, np.ndarray],
+    captions: dict[str, list[str]],
+    stem: Path,
+    magnify: float = 10.0,
+) -> list[Path]:
+    """Original, adversarial and magnified difference, for every model (rows) and example.
+
+    ``originals`` (k, C, H, W) and ``adversarial[model]`` (k, C, H, W) are in [0, 1]; the
+    difference is drawn as ``0.5 + magnify * (x' - x)``, clipped (grey = unchanged).
+    ``captions[model][i]`` titles example i (e.g. "7→3, 0.061").
+    """
+    names = list(adversarial)
+    k = originals.shape[0]
+    fig, axes = plt.subplots(len(names), 3 * k, figsize=(0.85 * 3 * k + 1.2, 1.05 * len(names) + 0.6), squeeze=False)
+    for r, name in enumerate(names):
+        for i in range(k):
+            x, xa = originals[i], adversarial[name][i]
+            panels = (x, xa, (0.5 + magnify * (xa - x)).clip(0, 1))
+            for p, img in enumerate(panels):
+                ax = axes[r, 3 * i + p]
+                shown, cmap = display_image(img)
+                ax.imshow(shown, cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
+                ax.set_xticks([])
+                ax.set_yticks([])
+                if p == 1:
+                    ax.set_title(captions[name][i], fontsize=6, pad=2)
+                if r == 0:
+                    ax.set_xlabel(("original", "adversarial", f"diff ×{magnify:g}")[p], fontsize=6, labelpad=1)
+                    ax.xaxis.set_label_position("top")
+            if i == 0:
+                axes[r, 0].set_ylabel(name, fontsize=7, rotation=0, ha="right", va="center")
+    fig.suptitle("Minimal adversarial examples (title: true→target label, RMS distortion)", fontsize=9)
+    fig.tight_layout(pad=0.3, w_pad=0.1, h_pad=0.4)
+    return save_figure(fig, stem)
+
+
+def error_by_regime(table: pd.DataFrame, stem: Path) -> list[Path]:
+    """Test error of every replicate per training regime (points), with mean ± sd.
+
+    ``table`` has columns ``regime`` and ``test_error`` (fraction), one row per network.
+    """
+    regimes = list(dict.fromkeys(table["regime"]))
+    fig, ax = plt.subplots(figsize=(6.0, 0.7 * len(regimes) + 1.6))
+    for i, regime in enumerate(regimes):
+        vals = table.loc[table["regime"] == regime, "test_error"].to_numpy(dtype=float) * 100
+        ax.scatter(vals, np.full(len(vals), i), color=PAIR_COLOR, s=25, zorder=3, label="network" if i == 0 else None)
+        sd = vals.std(ddof=1) if len(vals) > 1 else 0.0
+        ax.errorbar([vals.mean()], [i], xerr=[sd], fmt="D", color=BASELINE_COLOR, capsize=4, zorder=4,
+                    label="mean ± sd" if i == 0 else None)
+    ax.set_yticks(range(len(regimes)), [r.replace("_", " ") for r in regimes])
+    ax.set_ylim(len(regimes) - 0.4, -0.6)  # the first regime on top
+    ax.set_xlabel("test error (%)")
+    ax.set_title("FC100-100-10: weight decay, dropout, or a pool of adversarial examples")
+    ax.grid(axis="x", alpha=0.3)
+    ax.legend(loc="best", fontsize=8)
+    fig.tight_layout()
+    return save_figure(fig, stem)
+
+
+def top_image_rows(rows: dict[str, np.ndarray], stem: Path, title: str) -> list[Path]:
+    """One row of images per direction (``rows[label]``: (k, C, H, W) in [0, 1]), labels on the left."""
+    labels = list(rows)
+    k = max(v.shape[0] for v in rows.values())
+    fig, axes = plt.subplots(len(labels), k, figsize=(0.8 * k + 1.6, 0.85 * len(labels) + 0.6), squeeze=False)
+    for r, label in enumerate(labels):
+        for i in range(k):
+            ax = axes[r, i]
+            ax.set_xticks([])
+            ax.set_yticks([])
+            if i < rows[label].shape[0]:
+                shown, cmap = display_image(rows[label][i])
+                ax.imshow(shown, cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
+            else:
+                ax.axis("off")
+        axes[r, 0].set_ylabel(label, fontsize=7, rotation=0, ha="right", va="center")
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout(pad=0.3, rect=(0, 0, 1, 1 - 0.35 / fig.get_figheight()))
+    return save_figure(fig, stem)

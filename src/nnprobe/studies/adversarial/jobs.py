@@ -1,0 +1,308 @@
+"""The jobs of the adversarial study, one function per rule: read the rule's inputs, call the
+study's science, write its outputs. ``scripts/adversarial/<rule>.py`` adapts Snakemake to them.
+
+MNIST -> the zoo (all of MNIST, P1, P2) -> minimal adversarial examples per model -> zoo,
+cross-model and cross-training-set tables -> figures; adversarial training by regime; units.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ...core.io import read_json, sha256_file, write_json, write_npz, write_tables
+from ...core.seeds import derive_seed
+from ...core.splits import load_split
+from ...core.weights import save_weights
+from ...engines.evaluation import error_rate
+from ...engines.lbfgs import halving_c_grid, minimal_adversarial_any_target
+from ...engines.training import TrainOptions, fit, remove_checkpoints
+from ...models import load_model
+from .design import attacked_subset, p1_p2_split, unit_pixels
+from .figures import (
+    adversarial_example_grid,
+    distortion_distributions,
+    error_by_regime,
+    error_matrix_heatmap,
+    top_image_rows,
+)
+from .tables import adversarial_training_summary, examples_on_every_model, zoo_table
+from .training import AdversarialPoolTask, train_zoo_model
+from .transfer import cross_model_table, cross_training_set_tables
+from .units import unit_image_rows
+from .zoo import ZOO, build_zoo_model, zoo_architecture
+
+__all__ = [
+    "train_zoo",
+    "attack_zoo",
+    "zoo_summary",
+    "cross_model",
+    "cross_training_set",
+    "adversarial_training",
+    "adversarial_training_report",
+    "error_matrix_figure",
+    "distortion_figure",
+    "example_grid",
+    "unit_inspection",
+    "ADVERSARIAL_TRAINING_MODEL",
+]
+
+log = logging.getLogger("nnprobe.adversarial")
+
+ADVERSARIAL_TRAINING_MODEL = "FC100-100-10"
+"""The network of the adversarial-training comparison (Sec. 4.3)."""
+
+MATRIX_TITLES = {
+    "cross_model": "Cross-model generalisation of minimal adversarial examples: error (%)",
+    "cross_training_set": "Cross-training-set generalisation (models on P1 and P2): error (%)",
+}
+
+
+def _data(train_path: str, test_path: str, device: torch.device):
+    train, test = load_split(train_path), load_split(test_path)
+    x, y = unit_pixels(train.images, device), torch.from_numpy(train.labels).to(device)
+    xt, yt = unit_pixels(test.images, device), torch.from_numpy(test.labels).to(device)
+    return train, test, x, y, xt, yt
+
+
+def _load_examples(path: str) -> dict[str, np.ndarray]:
+    with np.load(path, allow_pickle=False) as npz:
+        return {key: npz[key] for key in npz.files}
+
+
+def train_zoo(train_path: str, test_path: str, outputs: Mapping[str, str], *, name: str, trainset: str, seed: int,
+              settings: Mapping[str, Any], engine: Mapping[str, Any], checkpoints: str, device: torch.device) -> None:
+    """Train the zoo model ``name`` on all training images, P1 or P2; write its weights and errors.
+
+    ``settings`` are the config's ``adversarial`` keys epochs, ae_epochs, batch_size, lr and
+    decay_normalization. The halves P1/P2 are seeded by the config seed alone, so every rule
+    sees the same halves.
+    """
+    train, _, x, y, xt, yt = _data(train_path, test_path, device)
+    p1, p2 = (torch.from_numpy(i).to(device) for i in p1_p2_split(len(train), derive_seed(seed, "p1_p2_split")))
+    rows = {"full": torch.arange(len(train), device=device), "p1": p1, "p2": p2}[trainset]
+    model_seed = derive_seed(seed, "train_zoo_model", trainset, name)
+    log.info("training %s on %s (%d images), seed %d", name, trainset, rows.numel(), model_seed)
+    options = TrainOptions.from_config(
+        engine, checkpoint_dir=checkpoints, epochs=settings["epochs"], device=device, name=name,
+        fingerprint={"data": sha256_file(train_path), "model": name, "trainset": trainset, "seed": model_seed,
+                     **dict(settings)},
+    )
+    started = time.perf_counter()
+    model, _ = train_zoo_model(
+        name, x[rows], y[rows], options, ae_epochs=settings["ae_epochs"], batch_size=settings["batch_size"],
+        lr=settings["lr"], seed=model_seed, normalize=settings["decay_normalization"], num_classes=len(train.classes),
+    )
+    metrics = {
+        "model": name,
+        "trainset": trainset,
+        "train_images": int(rows.numel()),
+        "train_error": error_rate(model, x[rows], y[rows]),
+        "test_error": error_rate(model, xt, yt),
+        "p1_error": error_rate(model, x[p1], y[p1]),
+        "p2_error": error_rate(model, x[p2], y[p2]),
+        "train_seconds": time.perf_counter() - started,
+        "device": str(device),
+        "seed": model_seed,
+    }
+    log.info("%s", metrics)
+    save_weights(outputs["weights"], model.state_dict(), architecture=zoo_architecture(model),
+                 config={"model": name, "trainset": trainset, **dict(settings)}, seeds={"model": model_seed},
+                 extra={"metrics": metrics})
+    write_json(metrics, outputs["metrics"])
+    remove_checkpoints(options)
+
+
+def attack_zoo(weights: str, test_path: str, output: str, *, seed: int, attack: Mapping[str, Any],
+               device: torch.device) -> None:
+    """Minimal adversarial examples of one model on the attacked test images, nearest wrong label kept."""
+    test = load_split(test_path)
+    index = attacked_subset(len(test), attack["examples"], derive_seed(seed, "attacked_subset"))
+    x = unit_pixels(test.images[index], device)
+    y = torch.from_numpy(test.labels[index]).to(device)
+    model, _ = load_model(weights, device)
+    log.info("attacking %s on %d test images x %d targets", weights, len(index), len(test.classes) - 1)
+    started = time.perf_counter()
+    res = minimal_adversarial_any_target(
+        model, x, y, c_grid=halving_c_grid(attack["c_max"], attack["c_min"]), max_iter=attack["max_iter"],
+        bisection_steps=attack["bisection_steps"], refine_steps=attack["refine_steps"],
+        batch_size=attack["batch_size"], temperature=attack["temperature"],
+        boundary_margin=attack["boundary_margin"],
+    )
+    seconds = time.perf_counter() - started
+    failed = res.failed.cpu().numpy()
+    if failed.size:
+        log.warning("%d of %d images reached no wrong label: test indices %s", failed.size, len(index),
+                    index[failed].tolist())
+    success = res.success.cpu().numpy()
+    log.info("%d/%d succeeded, mean RMS distortion %.4f, %.1f s", success.sum(), len(index),
+             float(np.nanmean(res.distortion.cpu().numpy())), seconds)
+    write_npz({"index": index, "label": y.cpu().numpy(), "target": res.target.cpu().numpy(), "success": success,
+               "distortion": res.distortion.cpu().numpy(), "c": res.c.cpu().numpy(),
+               "adversarial": res.adversarial.cpu().numpy().astype(np.float32), "seconds": np.float64(seconds)},
+              output, compressed=True)
+
+
+def zoo_summary(metrics: Sequence[str], examples: Sequence[str], stem: str) -> None:
+    """Table 1's columns for every model of the zoo."""
+    table = zoo_table([read_json(p) for p in metrics], [_load_examples(p) for p in examples])
+    log.info("\n%s", table.to_string(index=False))
+    write_tables(table, stem)
+
+
+def cross_model(weights: Sequence[str], examples: Sequence[str], test_path: str, stem: str, *,
+                names: Sequence[str], noise_std: Sequence[float], seed: int, device: torch.device) -> None:
+    """Every model's examples (and clean images, Gaussian noise) fed to every model."""
+    test = load_split(test_path)
+    loaded = {name: _load_examples(path) for name, path in zip(names, examples, strict=True)}
+    index = next(iter(loaded.values()))["index"]
+    clean = unit_pixels(test.images[index], device)
+    labels = torch.from_numpy(test.labels[index]).to(device)
+    models = {name: load_model(w, device)[0] for name, w in zip(names, weights, strict=True)}
+    table = cross_model_table(models, loaded, clean, labels, noise_std, seed)
+    log.info("\n%s", table.to_string(index=False))
+    write_tables(table, stem)
+
+
+def cross_training_set(weights: Sequence[str], metrics: Sequence[str], examples: Sequence[str], test_path: str,
+                       stems: Sequence[str], *, models: Sequence[Sequence[str]], noise_std: Sequence[float],
+                       rescale_rms: float, seed: int, device: torch.device) -> None:
+    """Table 2: the models of P1 and P2, and their examples (as made, rescaled) and noise on each."""
+    test = load_split(test_path)
+    display = [f"{name} ({trainset.upper()})" for name, trainset in models]
+    nets = {label: load_model(w, device)[0] for label, w in zip(display, weights, strict=True)}
+    records = {label: read_json(p) for label, p in zip(display, metrics, strict=True)}
+    loaded = {label: _load_examples(p) for label, p in zip(display, examples, strict=True)}
+    models_table, matrix = cross_training_set_tables(nets, records, loaded, test.images, test.labels, noise_std,
+                                                     rescale_rms, seed, device)
+    log.info("\n%s\n\n%s", models_table.to_string(index=False), matrix.to_string(index=False))
+    write_tables(models_table, stems[0])
+    write_tables(matrix, stems[1])
+
+
+def adversarial_training(train_path: str, test_path: str, output: str, *, regime: str, replicate: int, seed: int,
+                         settings: Mapping[str, Any], engine: Mapping[str, Any], checkpoints: str,
+                         device: torch.device) -> None:
+    """One FC100-100-10 under one regime (Sec. 4.3): weight decay, dropout, or an adversarial pool.
+
+    The replicate's seed is shared by the three regimes: they start from the same weights and
+    see the clean images in the same order. ``settings``: the config's ``adversarial`` keys
+    batch_size, lr, decay_normalization and adversarial_training.
+    """
+    train, _, x, y, xt, yt = _data(train_path, test_path, device)
+    cfg = settings["adversarial_training"]
+    model_seed = derive_seed(seed, "adversarial_training", replicate)
+    name = ADVERSARIAL_TRAINING_MODEL
+    log.info("%s, replicate %d, seed %d", regime, replicate, model_seed)
+    options = TrainOptions.from_config(
+        engine, checkpoint_dir=checkpoints, epochs=cfg["epochs"], device=device, name=f"{regime} {replicate}",
+        fingerprint={"data": sha256_file(train_path), "regime": regime, "seed": model_seed, **dict(settings)},
+    )
+    common = {"batch_size": settings["batch_size"], "lr": settings["lr"], "normalize": settings["decay_normalization"]}
+    started = time.perf_counter()
+    pool_stats: dict[str, Any] = {}
+    if regime == "adversarial_pool":
+        # Built and seeded as train_zoo_model does (init: seed, clean batch order: seed + 2).
+        model = build_zoo_model(name, x[0].numel(), len(train.classes), torch.Generator().manual_seed(model_seed))
+        model = model.to(device)
+        task = AdversarialPoolTask(
+            model, x, y, weight_decay=ZOO[name].weight_decay, order_seed=model_seed + 2, pool_size=cfg["pool_size"],
+            refresh_every=cfg["refresh_every"], refresh_size=cfg["refresh_size"], pool_fraction=cfg["pool_fraction"],
+            attack={"c_grid": cfg["c_grid"], "max_iter": cfg["max_iter"], "bisection_steps": 0, "refine_steps": 0},
+            num_classes=len(train.classes), **common,
+        )
+        fit(task, options)
+        model.eval()
+        pool = task.pool
+        distortions = pool["distortions"].numpy()
+        pool_stats = {"pool_size": len(pool["labels"]), "pool_generated": pool["generated"],
+                      "pool_failed": pool["failed"],
+                      "pool_mean_distortion": float(distortions.mean()) if distortions.size else float("nan")}
+        log.info("pool: %s", pool_stats)
+    else:
+        dropout = tuple(cfg["dropout"]) if regime == "dropout" else None
+        model, _ = train_zoo_model(name, x, y, options, seed=model_seed, dropout=dropout,
+                                   num_classes=len(train.classes), **common)
+    result = {"regime": regime, "replicate": replicate, "seed": model_seed, "train_error": error_rate(model, x, y),
+              "test_error": error_rate(model, xt, yt), "train_seconds": time.perf_counter() - started,
+              "device": str(device), **pool_stats}
+    log.info("%s", result)
+    write_json(result, output)
+    remove_checkpoints(options)
+
+
+def adversarial_training_report(results: Sequence[str], stem: str, figure_stem: str) -> None:
+    """The adversarial-training networks summarised by regime (table) and shown one by one (figure)."""
+    networks = pd.DataFrame([read_json(p) for p in results])
+    summary = adversarial_training_summary(networks)
+    log.info("\n%s\n\n%s", networks.to_string(index=False), summary.to_string(index=False))
+    write_tables(summary, stem)
+    written = error_by_regime(networks, Path(figure_stem))
+    log.info("wrote %s", [str(p) for p in written])
+
+
+def error_matrix_figure(table: str, matrix: str, stem: str) -> None:
+    """An error-rate table (cross_model or cross_training_set) as a heatmap."""
+    written = error_matrix_heatmap(pd.read_parquet(table), Path(stem), MATRIX_TITLES[matrix])
+    log.info("wrote %s", [str(p) for p in written])
+
+
+def distortion_figure(names: Sequence[str], examples: Sequence[str], stem: str) -> None:
+    """The minimal distortion of every attacked image, per model."""
+    distortions, failures = {}, {}
+    for name, path in zip(names, examples, strict=True):
+        ex = _load_examples(path)
+        distortions[name] = ex["distortion"][ex["success"]]
+        failures[name] = int((~ex["success"]).sum())
+    written = distortion_distributions(distortions, failures, Path(stem))
+    log.info("wrote %s", [str(p) for p in written])
+
+
+def example_grid(names: Sequence[str], examples: Sequence[str], test_path: str, stem: str, *, count: int,
+                 magnify: float) -> None:
+    """Originals, adversarial examples and their magnified differences, for images every model got right."""
+    test = load_split(test_path)
+    loaded = [_load_examples(p) for p in examples]
+    pick = examples_on_every_model(loaded, count)
+    if pick.size == 0:
+        raise RuntimeError(
+            f"no attacked image is classified correctly by, and has an adversarial example for, every model "
+            f"{list(names)}; attack more images (adversarial.attack.examples) or see the attack logs"
+        )
+    originals = test.images[loaded[0]["index"][pick]].astype(np.float64) / 255.0
+    classes = test.classes
+    adversarial, captions = {}, {}
+    for name, ex in zip(names, loaded, strict=True):
+        adversarial[name] = ex["adversarial"][pick].astype(np.float64)
+        captions[name] = [f"{classes[ex['label'][i]]}→{classes[ex['target'][i]]}, {ex['distortion'][i]:.3f}"
+                          for i in pick]
+    written = adversarial_example_grid(originals, adversarial, captions, Path(stem), magnify)
+    log.info("wrote %s (test images %s)", [str(p) for p in written], loaded[0]["index"][pick].tolist())
+
+
+def unit_inspection(weights: str, test_path: str, stem: str, *, seed: int, units: Mapping[str, Any],
+                    device: torch.device) -> None:
+    """The top test images of random hidden units and of random directions (Sec. 3)."""
+    test = load_split(test_path)
+    x = unit_pixels(test.images, device)
+    model, _ = load_model(weights, device)
+    with torch.no_grad():
+        layers = model.hidden(x)
+    if not units["layer"] < len(layers):
+        raise ValueError(f"config key adversarial.units.layer is {units['layer']}, but {units['model']} has "
+                         f"{len(layers)} hidden layer(s); choose a layer below {len(layers)}")
+    acts = layers[units["layer"]]
+    rows, chosen = unit_image_rows(acts, test.images.astype(np.float64) / 255.0, units=units["units"],
+                                   directions=units["directions"], top_k=units["top_k"],
+                                   seed=derive_seed(seed, "unit_inspection"))
+    title = (f"{units['model']}, hidden layer {units['layer']} ({acts.shape[1]} units): "
+             f"top {units['top_k']} test images")
+    written = top_image_rows(rows, Path(stem), title)
+    log.info("units %s; wrote %s", chosen.tolist(), [str(p) for p in written])

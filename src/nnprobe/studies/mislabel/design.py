@@ -1,0 +1,74 @@
+"""The design of the mislabel study: which labels are swapped, and the members of a population.
+
+For every unordered pair {a, b} of classes, R replicate networks are trained with a random
+half of a labelled b and half of b labelled a; the baseline "none" has clean labels. A
+member's initialisation, data order and labels depend only on (config seed, pair,
+replicate), never on how pairs are packed into training jobs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from ...core.naming import parse_pair
+from ...core.seeds import derive_seed
+from ...engines.population import Member
+
+__all__ = ["mislabel_labels", "mislabel_members"]
+
+
+def mislabel_labels(
+    labels: np.ndarray, pair: tuple[int, int] | None, seed: int, fraction: float = 0.5
+) -> np.ndarray:
+    """Training labels with a random ``fraction`` of class a labelled b and of b labelled a.
+
+    Exactly ``floor(fraction * n_a)`` images of a (chosen uniformly without replacement) get
+    label b, and likewise for b; every other label is unchanged. The choice depends only on
+    ``seed`` (one seed per replicate gives independent replicates). ``pair=None`` returns a
+    copy of ``labels``.
+    """
+    if not 0.0 < fraction <= 1.0:
+        raise ValueError(f"mislabel fraction must be in (0, 1], got {fraction}")
+    out = np.array(labels, dtype=np.int64, copy=True)
+    if pair is None:
+        return out
+    a, b = pair
+    rng = np.random.default_rng(seed)
+    for source, target in ((a, b), (b, a)):
+        members = np.flatnonzero(labels == source)
+        if members.size == 0:
+            raise ValueError(f"class {source} of pair {pair} has no training images")
+        chosen = rng.choice(members, size=int(fraction * members.size), replace=False)
+        out[chosen] = target
+    return out
+
+
+def mislabel_members(
+    pairs: Sequence[str],
+    labels: np.ndarray,
+    num_classes: int,
+    seed: int,
+    replicates: int,
+    fraction: float = 0.5,
+) -> list[Member]:
+    """The ``replicates`` members of every pair in ``pairs``, pair by pair.
+
+    Member (pair, r) is seeded from ``(seed, "mislabel", pair, r, role)`` for its
+    initialisation, its data order and its labels alone, so it is the same network whichever
+    pack of pairs it is trained in.
+    """
+    members = []
+    for pair in pairs:
+        parsed = parse_pair(pair, num_classes)
+        for r in range(replicates):
+            members.append(
+                Member(
+                    name=f"{pair}/r{r:03d}",
+                    init_seed=derive_seed(seed, "mislabel", pair, r, "init"),
+                    order_seed=derive_seed(seed, "mislabel", pair, r, "order"),
+                    labels=mislabel_labels(labels, parsed, derive_seed(seed, "mislabel", pair, r, "labels"), fraction),
+                )
+            )
+    return members

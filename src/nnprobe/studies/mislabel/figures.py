@@ -1,0 +1,216 @@
+"""Figures of the mislabel study: Welch t and information heatmaps, accuracy by pair, dendrogram."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib import colors as mcolors
+from scipy.cluster import hierarchy as _hier
+
+from ...plotting import BASELINE_COLOR, PAIR_COLOR, Span, class_heatmap, save_figure, symmetric_norm
+
+__all__ = ["t_heatmap", "information_heatmap", "accuracy_by_pair", "class_dendrogram"]
+
+def _matrix(df: pd.DataFrame, value: str) -> tuple[np.ndarray, list[str]]:
+    """K x K matrix of ``df[value]`` (rows target, columns other) and class names."""
+    for col in ("target", "other", value):
+        if col not in df.columns:
+            raise ValueError(f"heatmap needs column {col!r}; got {list(df.columns)}")
+    if "comparison" in df.columns and df["comparison"].nunique() > 1:
+        raise ValueError(
+            f"heatmap needs a table of one comparison, got {sorted(df['comparison'].unique())}"
+        )
+    k = int(max(df["target"].max(), df["other"].max())) + 1
+    m = np.full((k, k), np.nan)
+    m[df["target"].to_numpy(int), df["other"].to_numpy(int)] = df[value].to_numpy(float)
+    np.fill_diagonal(m, np.nan)
+    names = [str(i) for i in range(k)]
+    for idx_col, name_col in (("target", "target_name"), ("other", "other_name")):
+        if name_col in df.columns:
+            for i, n in df[[idx_col, name_col]].drop_duplicates(idx_col).itertuples(index=False):
+                names[int(i)] = str(n)
+    return m, names
+
+
+def _comparison(df: pd.DataFrame) -> tuple[str, str]:
+    """Group names (X, Y) of the table's comparison, e.g. ("confused", "clean")."""
+    comp = str(df["comparison"].iloc[0]) if "comparison" in df.columns and len(df) else ""
+    x, _, y = comp.partition("_vs_")
+    return (x, y) if y else ("confused", "clean")
+
+
+_GROUP_TEXT = {"confused": "pair holds C, not T", "clean": "pair holds neither T nor C",
+               "baseline": "no mislabelling"}
+
+
+def _other_label(gx: str, gy: str) -> str:
+    return f"other class C ({gx}: {_GROUP_TEXT.get(gx, gx)}; {gy}: {_GROUP_TEXT.get(gy, gy)})"
+
+
+def t_heatmap(
+    welch: pd.DataFrame,
+    stem: Path,
+    order: list[int] | None = None,
+    spans: Sequence[Span] | None = None,
+    title: str | None = None,
+) -> list[Path]:
+    """Heatmap of Welch t (rows target T, columns other C) from a ``welch_table``.
+
+    Diverging colormap centred at 0 with symmetric limits (red: T more accurate with
+    C confused, blue: less); a star marks cells with ``q_bh < 0.05``; the diagonal is
+    grey. ``order`` permutes rows and columns alike; ``spans`` ``(name, start, stop)``
+    (positions after ordering) draw group separators and labels. Titles and the
+    colorbar label follow the table's comparison: for the ``clean_vs_baseline``
+    control, >0 reads "higher in clean than baseline models".
+    """
+    m, names = _matrix(welch, "t")
+    marks = None
+    if "q_bh" in welch.columns:
+        q, _ = _matrix(welch, "q_bh")
+        marks = np.nan_to_num(q, nan=1.0) < 0.05
+    gx, gy = _comparison(welch)
+    if gx == "confused":
+        cbar = "Welch t (T accuracy higher with C confused >0)"
+        default_title = f"Effect of confusing C on T's accuracy ({gx} vs {gy} models)"
+    else:  # clean_vs_baseline: a control, C is not confused in either group
+        cbar = f"Welch t (T accuracy higher in {gx} than {gy} models >0)"
+        default_title = f"T's accuracy, {gx} vs {gy} models (control)"
+    fig = class_heatmap(
+        m, names, order, spans, cmap="RdBu_r", norm=symmetric_norm(m), cbar_label=cbar,
+        title=default_title if title is None else title, marks=marks, mark_label="BH q < 0.05",
+        ylabel="target class T (accuracy on T's test images)", xlabel=_other_label(gx, gy),
+    )
+    return save_figure(fig, stem)
+
+
+def information_heatmap(
+    info: pd.DataFrame,
+    stem: Path,
+    order: list[int] | None = None,
+    spans: Sequence[Span] | None = None,
+    value: str = "delta_logloss_bits",
+) -> list[Path]:
+    """Heatmap of an ``information_table`` column in bits (rows target T, columns other C).
+
+    ``delta_logloss_bits`` (signed) uses a diverging colormap centred at 0; the KL
+    columns (non-negative) a sequential one from 0. Cell values are printed when
+    K <= 12.
+    """
+    m, names = _matrix(info, value)
+    gx, gy = _comparison(info)
+    if value == "delta_logloss_bits":
+        norm = symmetric_norm(m)
+        cmap = "PuOr_r"
+        label = "Δ log2-loss (bits)"
+        title = (f"Δ log2-loss on T's images, {gx} − {gy} models\n"
+                 f"(>0: {gx} models need more bits per image of T)")
+    else:
+        finite = m[np.isfinite(m)]
+        vmax = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
+        norm = mcolors.Normalize(vmin=0.0, vmax=vmax)
+        cmap = "viridis"
+        what = {"kl_bits": "mean softmax", "kl_counts_bits": "pooled predictions, add-one smoothed"}
+        label = f"KL({gx} ‖ {gy}) (bits)"
+        title = (f"KL divergence of the predicted distribution on T's images\n"
+                 f"({what.get(value, value)}), {gx} ‖ {gy} models")
+    amax = np.nanmax(np.abs(m)) if np.isfinite(m).any() else 1.0
+    fmt = ".2f" if amax >= 0.1 else ".3f"
+    fig = class_heatmap(m, names, order, spans, cmap=cmap, norm=norm, cbar_label=label,
+                         title=title, annotate_fmt=fmt,
+                         ylabel="target class T (measured on T's test images)",
+                         xlabel=_other_label(gx, gy))
+    return save_figure(fig, stem)
+
+
+def _model_accuracy(pmc: pd.DataFrame) -> pd.DataFrame:
+    """Overall accuracy per model: sum(accuracy * n_images) / sum(n_images) over classes."""
+    for col in ("pair", "replicate", "class", "accuracy", "n_images"):
+        if col not in pmc.columns:
+            raise ValueError(f"accuracy_by_pair needs column {col!r}; got {list(pmc.columns)}")
+    keys = ["pair", "replicate"] + (["seed"] if "seed" in pmc.columns else [])
+    d = pmc.assign(_correct=pmc["accuracy"] * pmc["n_images"])
+    g = d.groupby(keys, sort=False)[["_correct", "n_images"]].sum().reset_index()
+    g["model_accuracy"] = g["_correct"] / g["n_images"]
+    return g[["pair", "model_accuracy"]]
+
+
+def _pair_label(pair: str, names: dict[int, str]) -> str:
+    if pair == "none":
+        return "none (baseline)"
+    try:
+        a, b = (int(x) for x in str(pair).split("-"))
+    except ValueError:
+        return str(pair)
+    return f"{names.get(a, a)}–{names.get(b, b)}"
+
+
+def accuracy_by_pair(per_model_class: pd.DataFrame, stem: Path) -> list[Path]:
+    """Overall test accuracy of each model, grouped by mislabelled pair.
+
+    One box (quartiles, whiskers 1.5 IQR) plus one point per replicate for each pair,
+    pairs sorted by median accuracy; the baseline ("none") is drawn in orange with a
+    dashed line at its median. Overall accuracy weights classes by ``n_images``.
+    """
+    acc = _model_accuracy(per_model_class)
+    names: dict[int, str] = {}
+    if "class_name" in per_model_class.columns:
+        for c, n in per_model_class[["class", "class_name"]].drop_duplicates("class").itertuples(index=False):
+            names[int(c)] = str(n)
+    med = acc.groupby("pair")["model_accuracy"].median().sort_values(kind="stable")
+    pairs = list(med.index)
+    data = [acc.loc[acc["pair"] == p, "model_accuracy"].to_numpy() for p in pairs]
+    labels = [_pair_label(p, names) for p in pairs]
+    n = len(pairs)
+    fig, ax = plt.subplots(figsize=(7.0, max(3.0, 0.24 * n + 1.4)))
+    bp = ax.boxplot(data, orientation="horizontal", tick_labels=labels, widths=0.6,
+                    showfliers=False, patch_artist=True, medianprops={"color": "black"})
+    rng = np.random.default_rng(0)  # jitter only
+    for i, (p, vals) in enumerate(zip(pairs, data)):
+        color = BASELINE_COLOR if p == "none" else PAIR_COLOR
+        bp["boxes"][i].set(facecolor=mcolors.to_rgba(color, 0.25), edgecolor=color)
+        ax.scatter(vals, i + 1 + rng.uniform(-0.15, 0.15, len(vals)), s=10, color=color,
+                   alpha=0.8, zorder=3, linewidths=0)
+    if "none" in pairs:
+        i = pairs.index("none")
+        ax.get_yticklabels()[i].set(color=BASELINE_COLOR, fontweight="bold")
+        ax.axvline(med["none"], color=BASELINE_COLOR, linestyle="--", linewidth=1,
+                   label="baseline median", zorder=1)
+        ax.legend(loc="lower right", fontsize=8)
+    ax.tick_params(axis="y", labelsize=8 if n > 20 else 9)
+    ax.set_xlabel("overall test accuracy of a model (classes weighted by test images)")
+    ax.set_ylabel("mislabelled pair (half of each class labelled as the other)")
+    reps = acc.groupby("pair").size()
+    rep_txt = f"{reps.min()}" if reps.min() == reps.max() else f"{reps.min()}–{reps.max()}"
+    ax.set_title(f"Model accuracy by mislabelled pair\n({rep_txt} replicates each, sorted by median)")
+    ax.grid(axis="x", alpha=0.3)
+    ax.set_ylim(0.4, n + 0.6)
+    fig.tight_layout()
+    return save_figure(fig, stem)
+
+
+def class_dendrogram(linkage: np.ndarray, class_names: Sequence[str], stem: Path) -> list[Path]:
+    """Dendrogram of a class linkage (``stats.class_linkage``), leaves labelled by class name."""
+    linkage = np.asarray(linkage, dtype=float)
+    k = linkage.shape[0] + 1
+    if len(class_names) != k:
+        raise ValueError(f"linkage has {k} leaves but {len(class_names)} class names were given")
+    fig, ax = plt.subplots(figsize=(max(5.0, 0.6 * k + 2.0), 4.5))
+    _hier.dendrogram(linkage, labels=[str(c) for c in class_names], ax=ax,
+                     leaf_rotation=45, leaf_font_size=10, color_threshold=0,
+                     above_threshold_color="0.2")
+    for lab in ax.get_xticklabels():
+        lab.set(ha="right", rotation_mode="anchor")
+    ax.set_ylabel("distance d = (t_ab + t_ba)/2 − min\n"
+                  "(Welch t, average linkage;\nlow: confusing one hurts the other)",
+                  fontsize=9)
+    top = float(np.nanmax(linkage[:, 2])) if len(linkage) else 1.0
+    ax.set_ylim(-0.03 * top, 1.05 * top)  # the first merge is at d ~ 0: keep it visible
+    ax.set_xlabel("class")
+    ax.set_title("Classes clustered by the mutual effect of confusing them")
+    ax.spines[["top", "right"]].set_visible(False)
+    fig.tight_layout()
+    return save_figure(fig, stem)

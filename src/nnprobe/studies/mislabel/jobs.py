@@ -1,0 +1,175 @@
+"""The jobs of the mislabel study, one function per rule: read the rule's inputs, call the
+study's science, write its outputs. ``scripts/mislabel/<rule>.py`` adapts Snakemake to them.
+
+raw data -> prepared splits -> populations (weights, per-model tables) -> per-model class
+table -> Welch and information tables -> heatmaps, accuracy by pair, dendrogram.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ...core.io import sha256_file, write_parquet, write_tables
+from ...core.splits import channel_stats, load_split
+from ...engines.population import PopulationTask, evaluate_population, init_population, save_population
+from ...engines.training import OptimizerSpec, TrainOptions, fit, remove_checkpoints
+from ...models.keras_cnn import keras_cnn
+from .design import mislabel_members
+from .figures import accuracy_by_pair, class_dendrogram, information_heatmap, t_heatmap
+from .statistics import class_linkage, class_names, class_order, information_table, welch_table
+from .tables import combine_tables, per_model_class_table
+
+__all__ = [
+    "train_population",
+    "collect_metrics",
+    "welch",
+    "information",
+    "t_heatmap_figure",
+    "information_heatmap_figure",
+    "accuracy_by_pair_figure",
+    "class_dendrogram_figure",
+]
+
+log = logging.getLogger("nnprobe.mislabel")
+
+
+def train_population(
+    train_path: str,
+    test_path: str,
+    outputs: Mapping[str, str],
+    *,
+    pairs: Sequence[str],
+    seed: int,
+    num_classes: int,
+    replicates: int,
+    fraction: float,
+    padding: str,
+    train: Mapping[str, Any],
+    engine: Mapping[str, Any],
+    checkpoints: str,
+    device: torch.device,
+) -> None:
+    """Train and evaluate the population of a pack of pairs: ``outputs`` weights, metrics, history.
+
+    Every member of every pair is trained together (one population); member (pair, r) has the
+    seeds, order and labels of its pair alone. The per-model table holds every member's test
+    metrics per class.
+    """
+    train_split, test_split = load_split(Path(train_path)), load_split(Path(test_path))
+    if len(train_split.classes) != num_classes:
+        raise ValueError(
+            f"config key dataset.num_classes is {num_classes} but the prepared data has "
+            f"{len(train_split.classes)} classes {list(train_split.classes)}; set dataset.num_classes "
+            f"to {len(train_split.classes)}"
+        )
+    channels, height = train_split.images.shape[1], train_split.images.shape[2]
+    mean, std = channel_stats(train_split.images)
+    members = mislabel_members(pairs, train_split.labels, num_classes, seed, replicates, fraction)
+    architecture = {"name": "keras_cnn", "in_channels": int(channels), "num_classes": num_classes,
+                    "input_size": int(height), "padding": {"valid": 0, "same": 1}[padding]}
+
+    def make_model(generator: torch.Generator) -> torch.nn.Module:
+        return keras_cnn(channels, num_classes, height, architecture["padding"], generator)
+
+    population = init_population(make_model, [m.init_seed for m in members], layout=train["layout"])
+    log.info("pairs %s: %d members, %d training images %s, mean %s std %s", "+".join(pairs), len(members),
+             len(train_split.labels), train_split.images.shape[1:], mean.round(4), std.round(4))
+    task = PopulationTask(
+        population, train_split.images, np.stack([m.labels for m in members]), [m.order_seed for m in members],
+        mean, std, train["batch_size"],
+        OptimizerSpec(train["optimizer"], lr=train["lr"], eps=train["eps"]),
+        compile_mode=None if train["compile"] == "none" else train["compile"],
+    )
+    settings = {"train": dict(train), "replicates": replicates, "fraction": fraction, "padding": padding}
+    options = TrainOptions.from_config(
+        engine, checkpoint_dir=checkpoints, epochs=train["epochs"], device=device, precision=train["precision"],
+        history=Path(outputs["history"]), name=f"population {'+'.join(pairs)}",
+        fingerprint={"data": sha256_file(train_path), "seed": seed, "pairs": list(pairs), **settings},
+    )
+    started = time.perf_counter()
+    fit(task, options)
+    seconds = time.perf_counter() - started
+    images_seen = len(members) * len(train_split.labels) * train["epochs"]
+    log.info("trained in %.1f s: %.0f model-images/s", seconds, images_seen / seconds)
+    if device.type == "cuda":
+        log.info("peak GPU memory allocated: %.2f GiB", torch.cuda.max_memory_allocated(device) / 2**30)
+
+    trained = task.trained()
+    metrics = evaluate_population(trained, test_split.images, test_split.labels, mean, std, num_classes, device)
+    table = per_model_class_table(
+        [pair for pair in pairs for _ in range(replicates)],
+        [r for _ in pairs for r in range(replicates)],
+        [m.init_seed for m in members],
+        test_split.classes,
+        metrics,
+    )
+    write_parquet(table, outputs["metrics"])
+    overall = metrics["accuracy"] @ metrics["n_images"] / metrics["n_images"].sum()
+    log.info("test accuracy over members: mean %.4f, sd %.4f", overall.mean(), overall.std(ddof=1) if len(overall) > 1 else 0.0)
+    save_population(outputs["weights"], trained, members, architecture, config={**settings, "seed": seed})
+    remove_checkpoints(options)
+
+
+def collect_metrics(metrics: Sequence[str], table: str, csv: str) -> None:
+    """The per-model tables of every population as one table (Parquet and CSV)."""
+    frame = combine_tables([pd.read_parquet(path) for path in metrics])
+    write_parquet(frame, table)
+    frame.to_csv(csv, index=False)
+    log.info("%d rows: %d models in %d populations x %d classes", len(frame), frame.groupby(["pair", "replicate"]).ngroups,
+             frame["pair"].nunique(), frame["class"].nunique())
+
+
+def welch(table: str, stem: str, comparison: str) -> None:
+    """Welch's t-tests of every (target, other) class for one comparison (Parquet, CSV, Markdown)."""
+    result = welch_table(pd.read_parquet(table), comparison)
+    write_tables(result, stem)
+    log.info("%s: %d tests, %d with q < 0.05", comparison, len(result), int(result["significant"].sum()))
+
+
+def information(table: str, stem: str, comparison: str) -> None:
+    """Information about every target class gained or lost for one comparison, in bits."""
+    result = information_table(pd.read_parquet(table), comparison)
+    write_tables(result, stem)
+    log.info("%s: %d ordered pairs, largest |delta log2-loss| %.4f bits", comparison, len(result),
+             result["delta_logloss_bits"].abs().max())
+
+
+def _order(table: str, class_groups: Mapping[str, Sequence[str]] | None):
+    names = class_names(pd.read_parquet(table, columns=["class", "class_name"]))
+    return class_order(names, class_groups)
+
+
+def t_heatmap_figure(welch_path: str, table: str, stem: str, class_groups: Mapping[str, Sequence[str]] | None) -> None:
+    """The Welch t of every (target, other) pair as a heatmap, classes in the config's groups."""
+    order, spans = _order(table, class_groups)
+    written = t_heatmap(pd.read_parquet(welch_path), Path(stem), order=order, spans=spans)
+    log.info("wrote %s", [str(p) for p in written])
+
+
+def information_heatmap_figure(information_path: str, table: str, stem: str, value: str,
+                               class_groups: Mapping[str, Sequence[str]] | None) -> None:
+    """One information value (``delta_logloss_bits`` or ``kl_bits``) of every pair as a heatmap."""
+    order, spans = _order(table, class_groups)
+    written = information_heatmap(pd.read_parquet(information_path), Path(stem), value=value, order=order, spans=spans)
+    log.info("wrote %s", [str(p) for p in written])
+
+
+def accuracy_by_pair_figure(table: str, stem: str) -> None:
+    """The test accuracy of every network, grouped by its mislabelled pair."""
+    written = accuracy_by_pair(pd.read_parquet(table), Path(stem))
+    log.info("wrote %s", [str(p) for p in written])
+
+
+def class_dendrogram_figure(welch_path: str, table: str, stem: str) -> None:
+    """Classes clustered by how confusing one helps or hurts another (average linkage of t)."""
+    names = class_names(pd.read_parquet(table, columns=["class", "class_name"]))
+    written = class_dendrogram(class_linkage(pd.read_parquet(welch_path)), names, Path(stem))
+    log.info("wrote %s", [str(p) for p in written])

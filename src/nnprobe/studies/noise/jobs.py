@@ -1,0 +1,265 @@
+"""The jobs of the noise study, one function per rule: read the rule's inputs, call the
+study's science, write its outputs. ``scripts/noise/<rule>.py`` adapts Snakemake to them.
+
+prepared splits -> ResNet-18s (all classes; two classes) and the mislabel baseline CNNs ->
+probe tables per network -> tables across networks -> figures.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import torch
+
+from ...core.io import read_json, sha256_file, write_json, write_parquet, write_tables
+from ...core.naming import BASELINE
+from ...core.seeds import derive_seed
+from ...core.splits import channel_stats, load_split
+from ...core.weights import save_weights
+from ...engines.evaluation import embed, logit_accuracy
+from ...engines.population import load_population, member_network
+from ...engines.training import TrainOptions, fit, remove_checkpoints
+from ...models import count_parameters, load_model
+from ...models.resnet import resnet18_cifar
+from .figures import (
+    noise_auroc,
+    noise_binary,
+    noise_clutter,
+    noise_distance_to_noise,
+    noise_mst,
+    noise_predicted_classes,
+)
+from .geometry import clutter
+from .probes import probe_sets
+from .tables import agreement_table, binary_table, clutter_correlations, clutter_table, probe_tables
+from .training import ResNetTask, TrainConfig, binary_subset
+
+__all__ = [
+    "train_resnet",
+    "probe_resnet",
+    "probe_population",
+    "input_clutter",
+    "noise_tables",
+    "predicted_classes_figure",
+    "mst_figure",
+    "distance_to_noise_figure",
+    "binary_figure",
+    "auroc_figure",
+    "clutter_figure",
+]
+
+log = logging.getLogger("nnprobe.noise")
+
+
+def train_resnet(train_path: str, test_path: str, outputs: Mapping[str, str], *, task: str, seed_index: int,
+                 seed: int, width: int, train: Mapping[str, Any], binary_classes: Sequence[str],
+                 engine: Mapping[str, Any], checkpoints: str, device: torch.device) -> None:
+    """Train one ResNet-18 of the noise study (``task`` multiclass: every class; binary: the two
+    ``binary_classes``, output 0 the first) and measure its test accuracy, also with flip TTA."""
+    train_split, test = load_split(Path(train_path)), load_split(Path(test_path))
+    images, labels, output_names = train_split.images, train_split.labels, list(train_split.classes)
+    test_images, test_labels = test.images, test.labels
+    if task == "binary":
+        images, labels = binary_subset(images, labels, train_split.classes, binary_classes)
+        test_images, test_labels = binary_subset(test_images, test_labels, test.classes, binary_classes)
+        output_names = list(binary_classes)
+    mean, std = channel_stats(images)
+    run_seed = derive_seed(seed, "noise_train", task, seed_index)
+    config = TrainConfig(**train)
+    cuda = device.type == "cuda"
+    model = resnet18_cifar(len(output_names), images.shape[1], width, seed=run_seed)
+    log.info("task %s seed %d (run seed %d): %d training images %s, classes %s, %d parameters, %s",
+             task, seed_index, run_seed, len(labels), images.shape[1:], output_names, count_parameters(model), config)
+    options = TrainOptions.from_config(
+        engine, checkpoint_dir=checkpoints, epochs=config.epochs, device=device, precision=config.precision(device),
+        history=Path(outputs["history"]), name=f"resnet18 {task} seed {seed_index}",
+        fingerprint={"data": sha256_file(train_path), "task": task, "seed": run_seed, "width": width, **dict(train)},
+    )
+    started = time.perf_counter()
+    fit(ResNetTask(model, images, labels, mean, std, config, run_seed, channels_last=config.channels_last and cuda),
+        options)
+    seconds = time.perf_counter() - started
+
+    def predict(images_u8: np.ndarray) -> torch.Tensor:
+        logits, _ = embed(model.features, model.fc, images_u8, mean, std, device, bf16=config.bf16,
+                          channels_last=config.channels_last)
+        return logits
+
+    logits = predict(test_images)
+    tta = None  # flip test-time augmentation: mean softmax of the image and its mirror image
+    if config.flip:
+        tta = logit_accuracy(logits.softmax(1) + predict(test_images[..., ::-1].copy()).softmax(1), test_labels)
+    metrics = {
+        "task": task, "seed": seed_index, "run_seed": run_seed, "classes": output_names,
+        "train_images": int(len(labels)), "test_images": int(len(test_labels)),
+        "test_accuracy": logit_accuracy(logits, test_labels), "test_accuracy_flip_tta": tta,
+        "train_seconds": seconds, "epochs": config.epochs, "device": str(device),
+        "gpu": torch.cuda.get_device_name(device) if cuda else None,
+        "parameters": count_parameters(model), "mean": [float(m) for m in mean], "std": [float(s) for s in std],
+    }
+    log.info("test accuracy %.4f (with flip TTA %s), trained in %.1f s", metrics["test_accuracy"], tta, seconds)
+    write_json(metrics, outputs["metrics"])
+    architecture = {"name": "cifar_resnet", "blocks": [2, 2, 2, 2], "width": width,
+                    "in_channels": int(images.shape[1]), "num_classes": len(output_names)}
+    save_weights(outputs["weights"], model.state_dict(), architecture=architecture,
+                 config={"task": task, "width": width, "train": dict(train), "binary_classes": list(binary_classes)},
+                 seeds={"run": run_seed}, extra={"metrics": metrics})
+    remove_checkpoints(options)
+
+
+def _probe_sets(train_images: np.ndarray, test_images: np.ndarray, seed: int, probe: Mapping[str, Any]):
+    mean, std = channel_stats(train_images)  # the probe sets follow the whole training set
+    return probe_sets(probe["sets"], probe["size"], mean, std, test_images, derive_seed(seed, "noise_probe_sets"),
+                      probe["lowfreq_cutoff"])
+
+
+def _write_probe_tables(tables: Sequence[pd.DataFrame], outputs: Mapping[str, str]) -> None:
+    for table, key in zip(tables, ("groups", "distances", "mst"), strict=True):
+        write_parquet(table, outputs[key])
+
+
+def probe_resnet(train_path: str, test_path: str, weights: str, outputs: Mapping[str, str], *, task: str,
+                 seed_index: int, seed: int, probe: Mapping[str, Any], device: torch.device) -> None:
+    """Probe one ResNet-18 with every probe set: predictions, features, distances, MST, bias split."""
+    train, test = load_split(Path(train_path)), load_split(Path(test_path))
+    model, saved = load_model(weights, device)
+    metrics = saved.extra["metrics"]
+    sets = _probe_sets(train.images, test.images, seed, probe)
+
+    def run(images):
+        logits, features = embed(model.features, model.fc, images, metrics["mean"], metrics["std"], device)
+        return logits.numpy(), features.numpy()
+
+    test_logits, test_features = run(test.images)
+    classes = list(test.classes)
+    in_distribution = [classes.index(c) for c in metrics["classes"]] if task == "binary" else None
+    tables = probe_tables(
+        test_logits, test_features, test.labels, classes, metrics["classes"],
+        {name: run(images) for name, images in sets.items()},
+        model.fc.weight.detach().cpu().numpy(), model.fc.bias.detach().cpu().numpy(), in_distribution,
+    )
+    source = "resnet18_binary" if task == "binary" else "resnet18"
+    for table in tables:
+        table.insert(0, "model", f"seed{seed_index}")
+        table.insert(0, "source", source)
+    _write_probe_tables(tables, outputs)
+    groups = tables[0]
+    for row in groups[groups["kind"] == "noise"].itertuples():
+        log.info("%s: dominant %s (%.3f), mean confidence %.3f, AUROC %.3f, bias argmax %s", row.group,
+                 row.dominant_name, row.dominant_fraction, row.mean_confidence, row.auroc,
+                 metrics["classes"][row.bias_argmax])
+
+
+def probe_population(train_path: str, test_path: str, weights: str, outputs: Mapping[str, str], *, seed: int,
+                     probe: Mapping[str, Any], device: torch.device) -> None:
+    """Probe every baseline network (pair "none") of the mislabel study like the ResNets."""
+    train, test = load_split(Path(train_path)), load_split(Path(test_path))
+    population, saved = load_population(weights)
+    members = saved.extra["members"]
+    baseline = [k for k, name in enumerate(members) if name.split("/")[0] == BASELINE]
+    if not baseline:
+        raise ValueError(f"{weights} holds no baseline (pair 'none') networks; its members are {members[:5]}...")
+    mean, std = channel_stats(train.images)  # as rule train_population normalised
+    sets = _probe_sets(train.images, test.images, seed, probe)
+    classes = list(test.classes)
+    collected: list[list[pd.DataFrame]] = [[], [], []]
+    for k in baseline:
+        model = member_network(population, saved.architecture, k).to(device).eval()
+
+        def run(images, model=model):
+            logits, features = embed(model.penultimate, model.fc2, images, mean, std, device)
+            return logits.numpy(), features.numpy()
+
+        test_logits, test_features = run(test.images)
+        tables = probe_tables(test_logits, test_features, test.labels, classes, classes,
+                              {name: run(images) for name, images in sets.items()},
+                              model.fc2.weight.detach().cpu().numpy(), model.fc2.bias.detach().cpu().numpy())
+        for into, table in zip(collected, tables, strict=True):
+            table.insert(0, "model", members[k])
+            table.insert(0, "source", "keras_cnn")
+            into.append(table)
+        gaussian = tables[0].set_index("group")
+        log.info("%s: test accuracy %.4f; dominant class of each probe set %s", members[k],
+                 (test_logits.argmax(1) == test.labels).mean(), gaussian.loc[list(sets), "dominant_name"].to_dict())
+    _write_probe_tables([pd.concat(c, ignore_index=True) for c in collected], outputs)
+
+
+def input_clutter(test_path: str, output: str) -> None:
+    """The clutter of every class in pixel space (mean distance to the centroid, participation ratio)."""
+    split = load_split(Path(test_path))
+    rows = []
+    for c, name in enumerate(split.classes):
+        x = split.images[split.labels == c].reshape(int((split.labels == c).sum()), -1) / 255.0
+        spread = clutter(x)
+        rows.append({"class": c, "group": name, "n": len(x), "input_mean_distance": spread["mean_distance"],
+                     "input_participation_ratio": spread["participation_ratio"]})
+        log.info("%s: %s", name, spread)
+    write_parquet(pd.DataFrame(rows), output)
+
+
+def noise_tables(groups: Sequence[str], distances: Sequence[str], mst: Sequence[str], metrics: Sequence[str],
+                 input_clutter_path: str, stems: Mapping[str, str], *, binary_classes: Sequence[str]) -> None:
+    """The tables across networks: groups, agreement, distances, MST, binary, clutter, training."""
+    groups_table = pd.concat([pd.read_parquet(p) for p in groups], ignore_index=True)
+    training = pd.DataFrame([read_json(p) for p in metrics])
+    training["classes"] = training["classes"].map(" ".join)
+    clutter_rows = clutter_table(groups_table, pd.read_parquet(input_clutter_path))
+    tables = {
+        "groups": groups_table,
+        "agreement": agreement_table(groups_table),
+        "distances": pd.concat([pd.read_parquet(p) for p in distances], ignore_index=True),
+        "mst": pd.concat([pd.read_parquet(p) for p in mst], ignore_index=True),
+        "binary": binary_table(groups_table, binary_classes[0]),
+        "clutter": clutter_rows,
+        "clutter_correlations": clutter_correlations(clutter_rows),
+        "training": training.drop(columns=["mean", "std"]),
+    }
+    for name, table in tables.items():
+        write_tables(table, stems[name])
+        log.info("%s: %d rows", name, len(table))
+    for row in tables["agreement"].itertuples():
+        log.info("%s %s: dominant class %s in %d of %d networks (mean share %.3f), bias predicts it in %.2f",
+                 row.source, row.noise_set, row.mode_name, round(row.mode_fraction * row.models), row.models,
+                 row.mean_dominant_fraction, row.bias_predicts_dominant)
+    for row in tables["training"].itertuples():
+        log.info("%s seed %d: test accuracy %.4f in %.1f s", row.task, row.seed, row.test_accuracy, row.train_seconds)
+
+
+def _wrote(written: Sequence[Path]) -> None:
+    log.info("wrote %s", [str(p) for p in written])
+
+
+def predicted_classes_figure(groups: str, agreement: str, stem: str, *, source: str) -> None:
+    """Where each probe set lands: the predicted classes of every network of ``source``."""
+    _wrote(noise_predicted_classes(pd.read_parquet(groups), pd.read_parquet(agreement), source, Path(stem)))
+
+
+def mst_figure(distances: str, mst: str, stem: str, *, probe: str) -> None:
+    """The minimum spanning tree over the class means and one probe set's mean."""
+    _wrote(noise_mst(pd.read_parquet(distances), pd.read_parquet(mst), probe, Path(stem)))
+
+
+def distance_to_noise_figure(distances: str, stem: str) -> None:
+    """Every class's cosine distance to each probe set, per network."""
+    _wrote(noise_distance_to_noise(pd.read_parquet(distances), Path(stem)))
+
+
+def binary_figure(binary: str, stem: str) -> None:
+    """The two-class networks' share of every class and probe set assigned to the first class."""
+    _wrote(noise_binary(pd.read_parquet(binary), Path(stem)))
+
+
+def auroc_figure(groups: str, stem: str) -> None:
+    """AUROC of the maximum softmax probability, test images against each probe set."""
+    _wrote(noise_auroc(pd.read_parquet(groups), Path(stem)))
+
+
+def clutter_figure(clutter_path: str, correlations: str, stem: str) -> None:
+    """Clutter of every class against the share of noise it attracts."""
+    _wrote(noise_clutter(pd.read_parquet(clutter_path), pd.read_parquet(correlations), Path(stem)))

@@ -1,0 +1,50 @@
+"""Tables of the visualize study: the networks (accuracy, trigger success, robust accuracy) and
+the class-wise patterns of every network."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+import pandas as pd
+import torch
+
+__all__ = ["models_table", "class_pattern_table"]
+
+
+def models_table(metrics: pd.DataFrame) -> pd.DataFrame:
+    """One row per network from the long per-network metrics (model, architecture, parameters,
+    train_seconds, metric, epsilon, value): clean accuracy, trigger success and one
+    ``robust_accuracy_eps{e}`` column per PGD radius, networks in their first-seen order."""
+    wide = metrics.pivot_table(index=["model", "architecture", "parameters", "train_seconds"],
+                               columns=["metric", "epsilon"], values="value").reset_index()
+    wide.columns = [c[0] if c[1] == "" else (c[0] if c[0] != "robust_accuracy" else f"robust_accuracy_eps{c[1]:g}")
+                    for c in wide.columns]
+    order = {name: i for i, name in enumerate(dict.fromkeys(metrics["model"]))}
+    return wide.sort_values("model", key=lambda s: s.map(order)).reset_index(drop=True)
+
+
+def class_pattern_table(name: str, classes: Sequence[str], *, masks: torch.Tensor, patterns: torch.Tensor,
+                        power: torch.Tensor, in_region: torch.Tensor, region_covered: torch.Tensor,
+                        canvas_index: torch.Tensor, canvas_poisoned: torch.Tensor, target: int, search_images: int,
+                        eval_images: Sequence[int], seconds: float) -> pd.DataFrame:
+    """One row per class of network ``name``: its pattern's predictive power and size, how much of
+    it lies in the trigger region (and covers of it), its canvas, and whether it is the backdoor's
+    target class."""
+    k = len(classes)
+    return pd.DataFrame({
+        "model": name,
+        "class": np.arange(k),
+        "class_name": list(classes),
+        "predictive_power": power.cpu().numpy(),
+        "pattern_pixels": patterns.flatten(1).sum(1).cpu().numpy().astype(int),
+        "mask_mean": masks.flatten(1).mean(1).cpu().numpy(),
+        "in_trigger_region": in_region.cpu().numpy(),
+        "trigger_region_covered": region_covered.cpu().numpy(),
+        "canvas_index": canvas_index.cpu().numpy(),
+        "canvas_poisoned": canvas_poisoned.cpu().numpy(),
+        "backdoor_target": np.arange(k) == target,
+        "search_images": search_images,
+        "eval_images_per_class": list(eval_images),
+        "seconds": seconds,
+    })
