@@ -41,7 +41,13 @@ rule train_zoo_model:
         seed=config["seed"],
         settings={
             key: ADV[key]
-            for key in ("epochs", "ae_epochs", "batch_size", "lr", "decay_normalization")
+            for key in (
+                "epochs",
+                "ae_epochs",
+                "batch_size",
+                "lr",
+                "decay_normalization",
+            )
         },
         engine=config["engine"],
         checkpoints="results/checkpoints/adversarial/{trainset}/{zoo}",
@@ -206,7 +212,7 @@ rule example_grid:
         "results/logs/adversarial/example_grid.log",
     localrule: True
     conda:
-        "../envs/torch.yaml"
+        "../envs/analysis.yaml"
     resources:
         mem_mb=lambda wildcards, attempt: 2000 * attempt,
         runtime=lambda wildcards, attempt: 5 * attempt,
@@ -239,7 +245,12 @@ rule adversarial_training:
         seed=config["seed"],
         settings={
             key: ADV[key]
-            for key in ("batch_size", "lr", "decay_normalization", "adversarial_training")
+            for key in (
+                "batch_size",
+                "lr",
+                "decay_normalization",
+                "adversarial_training",
+            )
         },
         engine=config["engine"],
         checkpoints="results/checkpoints/adversarial/training/{regime}/{replicate}",

@@ -96,7 +96,7 @@ rule noise_input_clutter:
         "results/logs/noise/noise_input_clutter.log",
     localrule: True
     conda:
-        "../envs/torch.yaml"
+        "../envs/analysis.yaml"
     resources:
         mem_mb=lambda wildcards, attempt: 4000 * attempt,
         runtime=lambda wildcards, attempt: 10 * attempt,

@@ -1,9 +1,9 @@
 """Rule adversarial_training: one FC100-100-10 under one regime (weight decay, dropout, pool)."""
 
-from nnprobe.core.runtime import snakemake_job
+from nnprobe.core.devices import network_job
 from nnprobe.studies.adversarial.jobs import adversarial_training
 
 smk = snakemake  # noqa: F821  (the object Snakemake hands every script)
-with snakemake_job(smk) as job:
+with network_job(smk) as job:
     adversarial_training(smk.input.train, smk.input.test, smk.output[0], regime=smk.wildcards.regime,
                          replicate=int(smk.wildcards.replicate), device=job.device, **smk.params)

@@ -2,10 +2,10 @@
 
 from pathlib import Path
 
-from nnprobe.core.runtime import snakemake_job
-from nnprobe.studies.adversarial.jobs import adversarial_training_report
+from nnprobe.core.runtime import report_job
+from nnprobe.studies.adversarial.reports import adversarial_training_report
 
 smk = snakemake  # noqa: F821  (the object Snakemake hands every script)
-with snakemake_job(smk):
+with report_job(smk):
     adversarial_training_report(list(smk.input), Path(smk.output.tables[0]).with_suffix(""),
                                 Path(smk.output.pdf).with_suffix(""))

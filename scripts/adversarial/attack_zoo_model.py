@@ -1,8 +1,8 @@
 """Rule attack_zoo_model: minimal adversarial examples of one zoo network (box-constrained L-BFGS)."""
 
-from nnprobe.core.runtime import snakemake_job
+from nnprobe.core.devices import network_job
 from nnprobe.studies.adversarial.jobs import attack_zoo
 
 smk = snakemake  # noqa: F821  (the object Snakemake hands every script)
-with snakemake_job(smk) as job:
+with network_job(smk) as job:
     attack_zoo(smk.input.weights, smk.input.test, smk.output[0], device=job.device, **smk.params)

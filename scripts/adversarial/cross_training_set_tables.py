@@ -2,11 +2,11 @@
 
 from pathlib import Path
 
-from nnprobe.core.runtime import snakemake_job
+from nnprobe.core.devices import network_job
 from nnprobe.studies.adversarial.jobs import cross_training_set
 
 smk = snakemake  # noqa: F821  (the object Snakemake hands every script)
-with snakemake_job(smk) as job:
+with network_job(smk) as job:
     stems = [Path(smk.output.models[0]).with_suffix(""), Path(smk.output.matrix[0]).with_suffix("")]
     cross_training_set(list(smk.input.weights), list(smk.input.metrics), list(smk.input.examples), smk.input.test,
                        stems, device=job.device, **smk.params)

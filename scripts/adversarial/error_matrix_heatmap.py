@@ -2,9 +2,9 @@
 
 from pathlib import Path
 
-from nnprobe.core.runtime import snakemake_job
-from nnprobe.studies.adversarial.jobs import error_matrix_figure
+from nnprobe.core.runtime import report_job
+from nnprobe.studies.adversarial.reports import error_matrix_figure
 
 smk = snakemake  # noqa: F821  (the object Snakemake hands every script)
-with snakemake_job(smk):
+with report_job(smk):
     error_matrix_figure(smk.input[0], smk.wildcards.matrix, Path(smk.output.pdf).with_suffix(""))

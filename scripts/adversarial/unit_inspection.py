@@ -2,10 +2,10 @@
 
 from pathlib import Path
 
-from nnprobe.core.runtime import snakemake_job
+from nnprobe.core.devices import network_job
 from nnprobe.studies.adversarial.jobs import unit_inspection
 
 smk = snakemake  # noqa: F821  (the object Snakemake hands every script)
-with snakemake_job(smk) as job:
+with network_job(smk) as job:
     unit_inspection(smk.input.weights, smk.input.test, Path(smk.output.pdf).with_suffix(""), device=job.device,
                     **smk.params)

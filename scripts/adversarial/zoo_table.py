@@ -2,9 +2,9 @@
 
 from pathlib import Path
 
-from nnprobe.core.runtime import snakemake_job
-from nnprobe.studies.adversarial.jobs import zoo_summary
+from nnprobe.core.runtime import report_job
+from nnprobe.studies.adversarial.reports import zoo_summary
 
 smk = snakemake  # noqa: F821  (the object Snakemake hands every script)
-with snakemake_job(smk):
+with report_job(smk):
     zoo_summary(list(smk.input.metrics), list(smk.input.examples), Path(smk.output[0]).with_suffix(""))

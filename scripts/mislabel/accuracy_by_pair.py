@@ -2,9 +2,9 @@
 
 from pathlib import Path
 
-from nnprobe.core.runtime import snakemake_job
-from nnprobe.studies.mislabel.jobs import accuracy_by_pair_figure
+from nnprobe.core.runtime import report_job
+from nnprobe.studies.mislabel.reports import accuracy_by_pair_figure
 
 smk = snakemake  # noqa: F821  (the object Snakemake hands every script)
-with snakemake_job(smk):
+with report_job(smk):
     accuracy_by_pair_figure(smk.input[0], Path(smk.output.pdf).with_suffix(""))

@@ -1,8 +1,8 @@
 """Rule collect_metrics: the per-model tables of every population as one table."""
 
-from nnprobe.core.runtime import snakemake_job
-from nnprobe.studies.mislabel.jobs import collect_metrics
+from nnprobe.core.runtime import report_job
+from nnprobe.studies.mislabel.reports import collect_metrics
 
 smk = snakemake  # noqa: F821  (the object Snakemake hands every script)
-with snakemake_job(smk):
+with report_job(smk):
     collect_metrics(list(smk.input), smk.output.table, smk.output.csv)

@@ -2,10 +2,10 @@
 
 from pathlib import Path
 
-from nnprobe.core.runtime import snakemake_job
-from nnprobe.studies.mislabel.jobs import information_heatmap_figure
+from nnprobe.core.runtime import report_job
+from nnprobe.studies.mislabel.reports import information_heatmap_figure
 
 smk = snakemake  # noqa: F821  (the object Snakemake hands every script)
-with snakemake_job(smk):
+with report_job(smk):
     information_heatmap_figure(smk.input.information, smk.input.table, Path(smk.output.pdf).with_suffix(""),
                                smk.wildcards.value, smk.params.class_groups)

@@ -2,9 +2,9 @@
 
 from pathlib import Path
 
-from nnprobe.core.runtime import snakemake_job
-from nnprobe.studies.mislabel.jobs import t_heatmap_figure
+from nnprobe.core.runtime import report_job
+from nnprobe.studies.mislabel.reports import t_heatmap_figure
 
 smk = snakemake  # noqa: F821  (the object Snakemake hands every script)
-with snakemake_job(smk):
+with report_job(smk):
     t_heatmap_figure(smk.input.welch, smk.input.table, Path(smk.output.pdf).with_suffix(""), smk.params.class_groups)

@@ -2,9 +2,9 @@
 
 from pathlib import Path
 
-from nnprobe.core.runtime import snakemake_job
-from nnprobe.studies.mislabel.jobs import welch
+from nnprobe.core.runtime import report_job
+from nnprobe.studies.mislabel.reports import welch
 
 smk = snakemake  # noqa: F821  (the object Snakemake hands every script)
-with snakemake_job(smk):
+with report_job(smk):
     welch(smk.input[0], Path(smk.output[0]).with_suffix(""), smk.wildcards.comparison)

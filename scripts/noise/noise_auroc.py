@@ -2,9 +2,9 @@
 
 from pathlib import Path
 
-from nnprobe.core.runtime import snakemake_job
-from nnprobe.studies.noise.jobs import auroc_figure
+from nnprobe.core.runtime import report_job
+from nnprobe.studies.noise.reports import auroc_figure
 
 smk = snakemake  # noqa: F821  (the object Snakemake hands every script)
-with snakemake_job(smk):
+with report_job(smk):
     auroc_figure(smk.input.groups, Path(smk.output.pdf).with_suffix(""))

@@ -2,9 +2,9 @@
 
 from pathlib import Path
 
-from nnprobe.core.runtime import snakemake_job
-from nnprobe.studies.noise.jobs import binary_figure
+from nnprobe.core.runtime import report_job
+from nnprobe.studies.noise.reports import binary_figure
 
 smk = snakemake  # noqa: F821  (the object Snakemake hands every script)
-with snakemake_job(smk):
+with report_job(smk):
     binary_figure(smk.input.binary, Path(smk.output.pdf).with_suffix(""))

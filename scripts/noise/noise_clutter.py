@@ -2,9 +2,9 @@
 
 from pathlib import Path
 
-from nnprobe.core.runtime import snakemake_job
-from nnprobe.studies.noise.jobs import clutter_figure
+from nnprobe.core.runtime import report_job
+from nnprobe.studies.noise.reports import clutter_figure
 
 smk = snakemake  # noqa: F821  (the object Snakemake hands every script)
-with snakemake_job(smk):
+with report_job(smk):
     clutter_figure(smk.input.clutter, smk.input.correlations, Path(smk.output.pdf).with_suffix(""))

@@ -1,8 +1,8 @@
 """Rule noise_input_clutter: the clutter of every class in pixel space."""
 
-from nnprobe.core.runtime import snakemake_job
-from nnprobe.studies.noise.jobs import input_clutter
+from nnprobe.core.runtime import report_job
+from nnprobe.studies.noise.reports import input_clutter
 
 smk = snakemake  # noqa: F821  (the object Snakemake hands every script)
-with snakemake_job(smk):
+with report_job(smk):
     input_clutter(smk.input.test, smk.output.table)

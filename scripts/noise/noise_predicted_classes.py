@@ -2,9 +2,9 @@
 
 from pathlib import Path
 
-from nnprobe.core.runtime import snakemake_job
-from nnprobe.studies.noise.jobs import predicted_classes_figure
+from nnprobe.core.runtime import report_job
+from nnprobe.studies.noise.reports import predicted_classes_figure
 
 smk = snakemake  # noqa: F821  (the object Snakemake hands every script)
-with snakemake_job(smk):
+with report_job(smk):
     predicted_classes_figure(smk.input.groups, smk.input.agreement, Path(smk.output.pdf).with_suffix(""), source=smk.wildcards.source)

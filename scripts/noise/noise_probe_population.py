@@ -1,9 +1,9 @@
 """Rule noise_probe_population: the mislabel study's baseline CNNs probed with every probe set."""
 
-from nnprobe.core.runtime import snakemake_job
+from nnprobe.core.devices import network_job
 from nnprobe.studies.noise.jobs import probe_population
 
 smk = snakemake  # noqa: F821  (the object Snakemake hands every script)
-with snakemake_job(smk) as job:
+with network_job(smk) as job:
     probe_population(smk.input.train, smk.input.test, smk.input.weights, dict(smk.output.items()), device=job.device,
                      **smk.params)

@@ -2,9 +2,9 @@
 
 from pathlib import Path
 
-from nnprobe.core.runtime import snakemake_job
-from nnprobe.studies.visualize.jobs import models_report
+from nnprobe.core.runtime import report_job
+from nnprobe.studies.visualize.reports import models_report
 
 smk = snakemake  # noqa: F821  (the object Snakemake hands every script)
-with snakemake_job(smk):
+with report_job(smk):
     models_report(list(smk.input), Path(smk.output[0]).with_suffix(""), Path(smk.output.pdf).with_suffix(""))

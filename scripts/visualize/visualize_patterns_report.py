@@ -2,10 +2,10 @@
 
 from pathlib import Path
 
-from nnprobe.core.runtime import snakemake_job
-from nnprobe.studies.visualize.jobs import patterns_report
+from nnprobe.core.runtime import report_job
+from nnprobe.studies.visualize.reports import patterns_report
 
 smk = snakemake  # noqa: F821  (the object Snakemake hands every script)
-with snakemake_job(smk):
+with report_job(smk):
     patterns_report(list(smk.input.tables), list(smk.input.arrays), Path(smk.output[0]).with_suffix(""),
                     Path(smk.output.pdf).with_suffix(""))

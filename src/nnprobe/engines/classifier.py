@@ -18,7 +18,14 @@ from torch import nn
 from torch.nn import functional as F
 
 from .population import batch_indices, epoch_permutations
-from .training import OptimizerSpec, Step, TrainingTask, epoch_generator, make_optimizer, step_schedule
+from .training import (
+    OptimizerSpec,
+    Step,
+    TrainingTask,
+    epoch_generator,
+    make_optimizer,
+    step_schedule,
+)
 
 __all__ = ["ClassifierTask"]
 
@@ -74,6 +81,7 @@ class ClassifierTask(TrainingTask):
         self._trainable = None if trainable is None else {id(p) for p in trainable}
         self._flags: list[bool] = []
         self.generator: torch.Generator | None = None
+        self.dtype = torch.get_default_dtype()
 
     # --- what the engine calls
 
@@ -90,6 +98,7 @@ class ClassifierTask(TrainingTask):
     def train_batches(self, epoch: int) -> Iterator[torch.Tensor]:
         device = self.images.device
         self.generator = epoch_generator(self.order_seed, epoch, device)
+        self.dtype = next(self.network.parameters()).dtype
         perm = epoch_permutations([self.order_seed], epoch, self.images.shape[0], device)
         if self.drop_last:
             perm = perm[:, : self.steps_per_epoch() * self.batch_size]
@@ -119,8 +128,7 @@ class ClassifierTask(TrainingTask):
         """The network's inputs and the labels of the images ``idx`` (uint8 scaled to [0, 1]), in the
         dtype of the network's parameters."""
         x = self.images[idx]
-        dtype = next(self.network.parameters()).dtype
-        x = x.to(dtype) / 255.0 if x.dtype == torch.uint8 else x.to(dtype)
+        x = x.to(self.dtype) / 255.0 if x.dtype == torch.uint8 else x.to(self.dtype)
         return x, self.labels[idx]
 
     def loss(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

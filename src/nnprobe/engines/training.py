@@ -45,7 +45,7 @@ import torch
 from torch import nn
 
 from ..core.io import atomic_write, write_text
-from ..core.runtime import runtime_summary
+from ..core.devices import runtime_summary
 from ..core.seeds import derive_seed
 
 __all__ = [

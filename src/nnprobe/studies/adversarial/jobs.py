@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 
 from ...core.io import read_json, sha256_file, write_json, write_npz, write_tables
@@ -27,42 +26,21 @@ from ...engines.training import TrainOptions, fit, remove_checkpoints
 from ...models import load_model
 from .design import attacked_subset, p1_p2_split, unit_pixels
 from .figures import (
-    adversarial_example_grid,
-    distortion_distributions,
-    error_by_regime,
-    error_matrix_heatmap,
     top_image_rows,
 )
-from .tables import adversarial_training_summary, examples_on_every_model, zoo_table
+from .reports import load_examples
 from .training import AdversarialPoolTask, train_zoo_model
 from .transfer import cross_model_table, cross_training_set_tables
 from .units import unit_image_rows
 from .zoo import ZOO, build_zoo_model, zoo_architecture
 
-__all__ = [
-    "train_zoo",
-    "attack_zoo",
-    "zoo_summary",
-    "cross_model",
-    "cross_training_set",
-    "adversarial_training",
-    "adversarial_training_report",
-    "error_matrix_figure",
-    "distortion_figure",
-    "example_grid",
-    "unit_inspection",
-    "ADVERSARIAL_TRAINING_MODEL",
-]
+__all__ = ["train_zoo", "attack_zoo", "cross_model", "cross_training_set", "adversarial_training", "unit_inspection", "ADVERSARIAL_TRAINING_MODEL"]
 
 log = logging.getLogger("nnprobe.adversarial")
 
 ADVERSARIAL_TRAINING_MODEL = "FC100-100-10"
 """The network of the adversarial-training comparison (Sec. 4.3)."""
 
-MATRIX_TITLES = {
-    "cross_model": "Cross-model generalisation of minimal adversarial examples: error (%)",
-    "cross_training_set": "Cross-training-set generalisation (models on P1 and P2): error (%)",
-}
 
 
 def _data(train_path: str, test_path: str, device: torch.device):
@@ -70,11 +48,6 @@ def _data(train_path: str, test_path: str, device: torch.device):
     x, y = unit_pixels(train.images, device), torch.from_numpy(train.labels).to(device)
     xt, yt = unit_pixels(test.images, device), torch.from_numpy(test.labels).to(device)
     return train, test, x, y, xt, yt
-
-
-def _load_examples(path: str) -> dict[str, np.ndarray]:
-    with np.load(path, allow_pickle=False) as npz:
-        return {key: npz[key] for key in npz.files}
 
 
 def train_zoo(train_path: str, test_path: str, outputs: Mapping[str, str], *, name: str, trainset: str, seed: int,
@@ -150,18 +123,11 @@ def attack_zoo(weights: str, test_path: str, output: str, *, seed: int, attack: 
               output, compressed=True)
 
 
-def zoo_summary(metrics: Sequence[str], examples: Sequence[str], stem: str) -> None:
-    """Table 1's columns for every model of the zoo."""
-    table = zoo_table([read_json(p) for p in metrics], [_load_examples(p) for p in examples])
-    log.info("\n%s", table.to_string(index=False))
-    write_tables(table, stem)
-
-
 def cross_model(weights: Sequence[str], examples: Sequence[str], test_path: str, stem: str, *,
                 names: Sequence[str], noise_std: Sequence[float], seed: int, device: torch.device) -> None:
     """Every model's examples (and clean images, Gaussian noise) fed to every model."""
     test = load_split(test_path)
-    loaded = {name: _load_examples(path) for name, path in zip(names, examples, strict=True)}
+    loaded = {name: load_examples(path) for name, path in zip(names, examples, strict=True)}
     index = next(iter(loaded.values()))["index"]
     clean = unit_pixels(test.images[index], device)
     labels = torch.from_numpy(test.labels[index]).to(device)
@@ -179,7 +145,7 @@ def cross_training_set(weights: Sequence[str], metrics: Sequence[str], examples:
     display = [f"{name} ({trainset.upper()})" for name, trainset in models]
     nets = {label: load_model(w, device)[0] for label, w in zip(display, weights, strict=True)}
     records = {label: read_json(p) for label, p in zip(display, metrics, strict=True)}
-    loaded = {label: _load_examples(p) for label, p in zip(display, examples, strict=True)}
+    loaded = {label: load_examples(p) for label, p in zip(display, examples, strict=True)}
     models_table, matrix = cross_training_set_tables(nets, records, loaded, test.images, test.labels, noise_std,
                                                      rescale_rms, seed, device)
     log.info("\n%s\n\n%s", models_table.to_string(index=False), matrix.to_string(index=False))
@@ -236,55 +202,6 @@ def adversarial_training(train_path: str, test_path: str, output: str, *, regime
     log.info("%s", result)
     write_json(result, output)
     remove_checkpoints(options)
-
-
-def adversarial_training_report(results: Sequence[str], stem: str, figure_stem: str) -> None:
-    """The adversarial-training networks summarised by regime (table) and shown one by one (figure)."""
-    networks = pd.DataFrame([read_json(p) for p in results])
-    summary = adversarial_training_summary(networks)
-    log.info("\n%s\n\n%s", networks.to_string(index=False), summary.to_string(index=False))
-    write_tables(summary, stem)
-    written = error_by_regime(networks, Path(figure_stem))
-    log.info("wrote %s", [str(p) for p in written])
-
-
-def error_matrix_figure(table: str, matrix: str, stem: str) -> None:
-    """An error-rate table (cross_model or cross_training_set) as a heatmap."""
-    written = error_matrix_heatmap(pd.read_parquet(table), Path(stem), MATRIX_TITLES[matrix])
-    log.info("wrote %s", [str(p) for p in written])
-
-
-def distortion_figure(names: Sequence[str], examples: Sequence[str], stem: str) -> None:
-    """The minimal distortion of every attacked image, per model."""
-    distortions, failures = {}, {}
-    for name, path in zip(names, examples, strict=True):
-        ex = _load_examples(path)
-        distortions[name] = ex["distortion"][ex["success"]]
-        failures[name] = int((~ex["success"]).sum())
-    written = distortion_distributions(distortions, failures, Path(stem))
-    log.info("wrote %s", [str(p) for p in written])
-
-
-def example_grid(names: Sequence[str], examples: Sequence[str], test_path: str, stem: str, *, count: int,
-                 magnify: float) -> None:
-    """Originals, adversarial examples and their magnified differences, for images every model got right."""
-    test = load_split(test_path)
-    loaded = [_load_examples(p) for p in examples]
-    pick = examples_on_every_model(loaded, count)
-    if pick.size == 0:
-        raise RuntimeError(
-            f"no attacked image is classified correctly by, and has an adversarial example for, every model "
-            f"{list(names)}; attack more images (adversarial.attack.examples) or see the attack logs"
-        )
-    originals = test.images[loaded[0]["index"][pick]].astype(np.float64) / 255.0
-    classes = test.classes
-    adversarial, captions = {}, {}
-    for name, ex in zip(names, loaded, strict=True):
-        adversarial[name] = ex["adversarial"][pick].astype(np.float64)
-        captions[name] = [f"{classes[ex['label'][i]]}→{classes[ex['target'][i]]}, {ex['distortion'][i]:.3f}"
-                          for i in pick]
-    written = adversarial_example_grid(originals, adversarial, captions, Path(stem), magnify)
-    log.info("wrote %s (test images %s)", [str(p) for p in written], loaded[0]["index"][pick].tolist())
 
 
 def unit_inspection(weights: str, test_path: str, stem: str, *, seed: int, units: Mapping[str, Any],

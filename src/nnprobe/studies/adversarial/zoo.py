@@ -17,7 +17,14 @@ from typing import Any, Literal, NamedTuple
 import torch
 from torch import nn
 
-from ...models.szegedy import AutoencoderClassifier, SigmoidMLP, SoftmaxRegression, ae400_10, fc10, fc_sigmoid
+from ...models.szegedy import (
+    AutoencoderClassifier,
+    SigmoidMLP,
+    SoftmaxRegression,
+    ae400_10,
+    fc10,
+    fc_sigmoid,
+)
 
 __all__ = ["ZooEntry", "ZOO", "build_zoo_model", "zoo_architecture", "Normalisation", "decayed_layers",
            "weight_decay_penalty"]

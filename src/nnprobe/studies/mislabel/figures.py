@@ -11,7 +11,14 @@ import pandas as pd
 from matplotlib import colors as mcolors
 from scipy.cluster import hierarchy as _hier
 
-from ...plotting import BASELINE_COLOR, PAIR_COLOR, Span, class_heatmap, save_figure, symmetric_norm
+from ...plotting import (
+    BASELINE_COLOR,
+    PAIR_COLOR,
+    Span,
+    class_heatmap,
+    save_figure,
+    symmetric_norm,
+)
 
 __all__ = ["t_heatmap", "information_heatmap", "accuracy_by_pair", "class_dendrogram"]
 

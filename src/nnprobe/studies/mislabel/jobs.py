@@ -14,29 +14,22 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
 import torch
 
-from ...core.io import sha256_file, write_parquet, write_tables
+from ...core.io import sha256_file, write_parquet
 from ...core.splits import channel_stats, load_split
-from ...engines.population import PopulationTask, evaluate_population, init_population, save_population
+from ...engines.population import (
+    PopulationTask,
+    evaluate_population,
+    init_population,
+    save_population,
+)
 from ...engines.training import OptimizerSpec, TrainOptions, fit, remove_checkpoints
 from ...models.keras_cnn import keras_cnn
 from .design import mislabel_members
-from .figures import accuracy_by_pair, class_dendrogram, information_heatmap, t_heatmap
-from .statistics import class_linkage, class_names, class_order, information_table, welch_table
-from .tables import combine_tables, per_model_class_table
+from .tables import per_model_class_table
 
-__all__ = [
-    "train_population",
-    "collect_metrics",
-    "welch",
-    "information",
-    "t_heatmap_figure",
-    "information_heatmap_figure",
-    "accuracy_by_pair_figure",
-    "class_dendrogram_figure",
-]
+__all__ = ["train_population"]
 
 log = logging.getLogger("nnprobe.mislabel")
 
@@ -116,60 +109,3 @@ def train_population(
     log.info("test accuracy over members: mean %.4f, sd %.4f", overall.mean(), overall.std(ddof=1) if len(overall) > 1 else 0.0)
     save_population(outputs["weights"], trained, members, architecture, config={**settings, "seed": seed})
     remove_checkpoints(options)
-
-
-def collect_metrics(metrics: Sequence[str], table: str, csv: str) -> None:
-    """The per-model tables of every population as one table (Parquet and CSV)."""
-    frame = combine_tables([pd.read_parquet(path) for path in metrics])
-    write_parquet(frame, table)
-    frame.to_csv(csv, index=False)
-    log.info("%d rows: %d models in %d populations x %d classes", len(frame), frame.groupby(["pair", "replicate"]).ngroups,
-             frame["pair"].nunique(), frame["class"].nunique())
-
-
-def welch(table: str, stem: str, comparison: str) -> None:
-    """Welch's t-tests of every (target, other) class for one comparison (Parquet, CSV, Markdown)."""
-    result = welch_table(pd.read_parquet(table), comparison)
-    write_tables(result, stem)
-    log.info("%s: %d tests, %d with q < 0.05", comparison, len(result), int(result["significant"].sum()))
-
-
-def information(table: str, stem: str, comparison: str) -> None:
-    """Information about every target class gained or lost for one comparison, in bits."""
-    result = information_table(pd.read_parquet(table), comparison)
-    write_tables(result, stem)
-    log.info("%s: %d ordered pairs, largest |delta log2-loss| %.4f bits", comparison, len(result),
-             result["delta_logloss_bits"].abs().max())
-
-
-def _order(table: str, class_groups: Mapping[str, Sequence[str]] | None):
-    names = class_names(pd.read_parquet(table, columns=["class", "class_name"]))
-    return class_order(names, class_groups)
-
-
-def t_heatmap_figure(welch_path: str, table: str, stem: str, class_groups: Mapping[str, Sequence[str]] | None) -> None:
-    """The Welch t of every (target, other) pair as a heatmap, classes in the config's groups."""
-    order, spans = _order(table, class_groups)
-    written = t_heatmap(pd.read_parquet(welch_path), Path(stem), order=order, spans=spans)
-    log.info("wrote %s", [str(p) for p in written])
-
-
-def information_heatmap_figure(information_path: str, table: str, stem: str, value: str,
-                               class_groups: Mapping[str, Sequence[str]] | None) -> None:
-    """One information value (``delta_logloss_bits`` or ``kl_bits``) of every pair as a heatmap."""
-    order, spans = _order(table, class_groups)
-    written = information_heatmap(pd.read_parquet(information_path), Path(stem), value=value, order=order, spans=spans)
-    log.info("wrote %s", [str(p) for p in written])
-
-
-def accuracy_by_pair_figure(table: str, stem: str) -> None:
-    """The test accuracy of every network, grouped by its mislabelled pair."""
-    written = accuracy_by_pair(pd.read_parquet(table), Path(stem))
-    log.info("wrote %s", [str(p) for p in written])
-
-
-def class_dendrogram_figure(welch_path: str, table: str, stem: str) -> None:
-    """Classes clustered by how confusing one helps or hurts another (average linkage of t)."""
-    names = class_names(pd.read_parquet(table, columns=["class", "class_name"]))
-    written = class_dendrogram(class_linkage(pd.read_parquet(welch_path)), names, Path(stem))
-    log.info("wrote %s", [str(p) for p in written])

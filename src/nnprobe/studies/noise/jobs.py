@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ...core.io import read_json, sha256_file, write_json, write_parquet, write_tables
+from ...core.io import sha256_file, write_json, write_parquet
 from ...core.naming import BASELINE
 from ...core.seeds import derive_seed
 from ...core.splits import channel_stats, load_split
@@ -27,32 +27,13 @@ from ...engines.population import load_population, member_network
 from ...engines.training import TrainOptions, fit, remove_checkpoints
 from ...models import count_parameters, load_model
 from ...models.resnet import resnet18_cifar
-from .figures import (
-    noise_auroc,
-    noise_binary,
-    noise_clutter,
-    noise_distance_to_noise,
-    noise_mst,
-    noise_predicted_classes,
-)
-from .geometry import clutter
 from .probes import probe_sets
-from .tables import agreement_table, binary_table, clutter_correlations, clutter_table, probe_tables
+from .tables import (
+    probe_tables,
+)
 from .training import ResNetTask, TrainConfig, binary_subset
 
-__all__ = [
-    "train_resnet",
-    "probe_resnet",
-    "probe_population",
-    "input_clutter",
-    "noise_tables",
-    "predicted_classes_figure",
-    "mst_figure",
-    "distance_to_noise_figure",
-    "binary_figure",
-    "auroc_figure",
-    "clutter_figure",
-]
+__all__ = ["train_resnet", "probe_resnet", "probe_population"]
 
 log = logging.getLogger("nnprobe.noise")
 
@@ -188,78 +169,3 @@ def probe_population(train_path: str, test_path: str, weights: str, outputs: Map
         log.info("%s: test accuracy %.4f; dominant class of each probe set %s", members[k],
                  (test_logits.argmax(1) == test.labels).mean(), gaussian.loc[list(sets), "dominant_name"].to_dict())
     _write_probe_tables([pd.concat(c, ignore_index=True) for c in collected], outputs)
-
-
-def input_clutter(test_path: str, output: str) -> None:
-    """The clutter of every class in pixel space (mean distance to the centroid, participation ratio)."""
-    split = load_split(Path(test_path))
-    rows = []
-    for c, name in enumerate(split.classes):
-        x = split.images[split.labels == c].reshape(int((split.labels == c).sum()), -1) / 255.0
-        spread = clutter(x)
-        rows.append({"class": c, "group": name, "n": len(x), "input_mean_distance": spread["mean_distance"],
-                     "input_participation_ratio": spread["participation_ratio"]})
-        log.info("%s: %s", name, spread)
-    write_parquet(pd.DataFrame(rows), output)
-
-
-def noise_tables(groups: Sequence[str], distances: Sequence[str], mst: Sequence[str], metrics: Sequence[str],
-                 input_clutter_path: str, stems: Mapping[str, str], *, binary_classes: Sequence[str]) -> None:
-    """The tables across networks: groups, agreement, distances, MST, binary, clutter, training."""
-    groups_table = pd.concat([pd.read_parquet(p) for p in groups], ignore_index=True)
-    training = pd.DataFrame([read_json(p) for p in metrics])
-    training["classes"] = training["classes"].map(" ".join)
-    clutter_rows = clutter_table(groups_table, pd.read_parquet(input_clutter_path))
-    tables = {
-        "groups": groups_table,
-        "agreement": agreement_table(groups_table),
-        "distances": pd.concat([pd.read_parquet(p) for p in distances], ignore_index=True),
-        "mst": pd.concat([pd.read_parquet(p) for p in mst], ignore_index=True),
-        "binary": binary_table(groups_table, binary_classes[0]),
-        "clutter": clutter_rows,
-        "clutter_correlations": clutter_correlations(clutter_rows),
-        "training": training.drop(columns=["mean", "std"]),
-    }
-    for name, table in tables.items():
-        write_tables(table, stems[name])
-        log.info("%s: %d rows", name, len(table))
-    for row in tables["agreement"].itertuples():
-        log.info("%s %s: dominant class %s in %d of %d networks (mean share %.3f), bias predicts it in %.2f",
-                 row.source, row.noise_set, row.mode_name, round(row.mode_fraction * row.models), row.models,
-                 row.mean_dominant_fraction, row.bias_predicts_dominant)
-    for row in tables["training"].itertuples():
-        log.info("%s seed %d: test accuracy %.4f in %.1f s", row.task, row.seed, row.test_accuracy, row.train_seconds)
-
-
-def _wrote(written: Sequence[Path]) -> None:
-    log.info("wrote %s", [str(p) for p in written])
-
-
-def predicted_classes_figure(groups: str, agreement: str, stem: str, *, source: str) -> None:
-    """Where each probe set lands: the predicted classes of every network of ``source``."""
-    _wrote(noise_predicted_classes(pd.read_parquet(groups), pd.read_parquet(agreement), source, Path(stem)))
-
-
-def mst_figure(distances: str, mst: str, stem: str, *, probe: str) -> None:
-    """The minimum spanning tree over the class means and one probe set's mean."""
-    _wrote(noise_mst(pd.read_parquet(distances), pd.read_parquet(mst), probe, Path(stem)))
-
-
-def distance_to_noise_figure(distances: str, stem: str) -> None:
-    """Every class's cosine distance to each probe set, per network."""
-    _wrote(noise_distance_to_noise(pd.read_parquet(distances), Path(stem)))
-
-
-def binary_figure(binary: str, stem: str) -> None:
-    """The two-class networks' share of every class and probe set assigned to the first class."""
-    _wrote(noise_binary(pd.read_parquet(binary), Path(stem)))
-
-
-def auroc_figure(groups: str, stem: str) -> None:
-    """AUROC of the maximum softmax probability, test images against each probe set."""
-    _wrote(noise_auroc(pd.read_parquet(groups), Path(stem)))
-
-
-def clutter_figure(clutter_path: str, correlations: str, stem: str) -> None:
-    """Clutter of every class against the share of noise it attracts."""
-    _wrote(noise_clutter(pd.read_parquet(clutter_path), pd.read_parquet(correlations), Path(stem)))

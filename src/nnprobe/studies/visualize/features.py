@@ -19,7 +19,13 @@ from torch import nn
 
 from ...core.naming import BASELINE
 from ...engines.evaluation import predict
-from ...engines.features import Regularizers, activation_maximization, caricature, colour_matrix, invert
+from ...engines.features import (
+    Regularizers,
+    activation_maximization,
+    caricature,
+    colour_matrix,
+    invert,
+)
 from ...engines.population import load_population, member_network
 from ...models.topdown import Normalized
 

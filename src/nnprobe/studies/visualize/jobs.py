@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ...core.io import sha256_file, write_npz, write_parquet, write_tables
+from ...core.io import sha256_file, write_npz, write_parquet
 from ...core.seeds import derive_seed
 from ...core.splits import channel_stats, load_split
 from ...core.weights import save_weights
@@ -28,13 +28,17 @@ from ...models import count_parameters, load_model
 from ...models.topdown import Normalized, standard_cnn, topdown_net
 from .backdoor import badnets_poison, trigger_region, trigger_success
 from .features import mislabel_baseline, visualize_features
-from .figures import class_pattern_grid, feature_figures, robustness_curves
-from .patterns import choose_canvases, class_patterns, predictive_power, region_overlap, top_k_mask
-from .tables import class_pattern_table, models_table
+from .patterns import (
+    choose_canvases,
+    class_patterns,
+    predictive_power,
+    region_overlap,
+    top_k_mask,
+)
+from .tables import class_pattern_table
 from .training import VisualizeTask
 
-__all__ = ["TRAINED", "train_network", "class_patterns_of", "features_of", "feature_figures_of", "patterns_report",
-           "models_report"]
+__all__ = ["TRAINED", "train_network", "class_patterns_of", "features_of"]
 
 log = logging.getLogger("nnprobe.visualize")
 
@@ -150,10 +154,11 @@ def class_patterns_of(train_path: str, test_path: str, weights: str, outputs: Ma
     rows, cols = trigger_region(*train.images.shape[-2:], backdoor["trigger_size"], backdoor["trigger_margin"])
     in_region, covered = region_overlap(binary, rows, cols)
     table = class_pattern_table(
-        name, train.classes, masks=masks, patterns=binary, power=power, in_region=in_region, region_covered=covered,
-        canvas_index=canvas_index, canvas_poisoned=poisoned[canvas_index], target=backdoor["target_class"],
-        search_images=len(clean), eval_images=[int((test_labels != c).sum()) for c in range(num_classes)],
-        seconds=seconds)
+        name, train.classes, masks=masks.cpu().numpy(), patterns=binary.cpu().numpy(), power=power.numpy(),
+        in_region=in_region.cpu().numpy(), region_covered=covered.cpu().numpy(),
+        canvas_index=canvas_index.cpu().numpy(), canvas_poisoned=poisoned[canvas_index].cpu().numpy(),
+        target=backdoor["target_class"], search_images=len(clean),
+        eval_images=[int((test_labels != c).sum()) for c in range(num_classes)], seconds=seconds)
     write_parquet(table, outputs["table"])
     log.info("masks in %.1f s; final %s", seconds, history[-1])
     for row in table.itertuples():
@@ -180,43 +185,3 @@ def features_of(train_path: str, test_path: str, weights: str, output: str, *, n
         model, train.images, torch.from_numpy(test.images).to(device), torch.from_numpy(test.labels).to(device),
         list(train.classes), features=features, regularizers=regularizers, seeds=seeds, progress=progress, name=name)
     write_npz(arrays, output)
-
-
-def feature_figures_of(arrays: str, stems: Mapping[str, str]) -> None:
-    """The activation-maximisation, caricature and inversion figures of one network."""
-    with np.load(arrays, allow_pickle=False) as npz:
-        loaded = {k: npz[k] for k in npz.files}
-    written = feature_figures(loaded, Path(stems["am"]), Path(stems["caricature"]), Path(stems["inversion"]))
-    log.info("wrote %s", [str(p) for p in written])
-
-
-def patterns_report(tables: Sequence[str], arrays: Sequence[str], stem: str, figure_stem: str) -> None:
-    """The class-pattern tables of every network as one, and the patterns of all networks in one figure."""
-    table = pd.concat([pd.read_parquet(path) for path in tables], ignore_index=True)
-    write_tables(table, stem)
-    loaded = []
-    for path in arrays:
-        with np.load(path, allow_pickle=False) as npz:
-            loaded.append({k: npz[k] for k in npz.files})
-    settings = list(dict.fromkeys(table["model"]))
-    target = int(loaded[0]["target"])
-    for name in settings:
-        row = table[(table["model"] == name) & (table["class"] == target)].iloc[0]
-        log.info("%s, backdoor target class %s: predictive power %.3f, %.0f%% of its pattern in the trigger region, "
-                 "covering %.0f%% of it", name, row["class_name"], row["predictive_power"],
-                 100 * row["in_trigger_region"], 100 * row["trigger_region_covered"])
-    written = class_pattern_grid(
-        settings, [a["canvases"] for a in loaded], [a["masks"] for a in loaded], [a["patterns"] for a in loaded],
-        [a["predictive_power"] for a in loaded], [str(c) for c in loaded[0]["classes"]],
-        tuple(int(v) for v in loaded[0]["trigger"]), target, Path(figure_stem))
-    log.info("wrote %s", [str(p) for p in written])
-
-
-def models_report(metrics: Sequence[str], stem: str, figure_stem: str) -> None:
-    """The networks' accuracy, trigger success and robust accuracy (table) and robustness curves."""
-    long = pd.concat([pd.read_parquet(path) for path in metrics], ignore_index=True)
-    wide = models_table(long)
-    write_tables(wide, stem)
-    log.info("\n%s", wide.to_string())
-    written = robustness_curves(long, Path(figure_stem))
-    log.info("wrote %s", [str(p) for p in written])

@@ -7,7 +7,6 @@ from collections.abc import Sequence
 
 import numpy as np
 import pandas as pd
-import torch
 
 __all__ = ["models_table", "class_pattern_table"]
 
@@ -24,25 +23,25 @@ def models_table(metrics: pd.DataFrame) -> pd.DataFrame:
     return wide.sort_values("model", key=lambda s: s.map(order)).reset_index(drop=True)
 
 
-def class_pattern_table(name: str, classes: Sequence[str], *, masks: torch.Tensor, patterns: torch.Tensor,
-                        power: torch.Tensor, in_region: torch.Tensor, region_covered: torch.Tensor,
-                        canvas_index: torch.Tensor, canvas_poisoned: torch.Tensor, target: int, search_images: int,
+def class_pattern_table(name: str, classes: Sequence[str], *, masks: np.ndarray, patterns: np.ndarray,
+                        power: np.ndarray, in_region: np.ndarray, region_covered: np.ndarray,
+                        canvas_index: np.ndarray, canvas_poisoned: np.ndarray, target: int, search_images: int,
                         eval_images: Sequence[int], seconds: float) -> pd.DataFrame:
     """One row per class of network ``name``: its pattern's predictive power and size, how much of
     it lies in the trigger region (and covers of it), its canvas, and whether it is the backdoor's
-    target class."""
+    target class. Arrays are per class (``masks`` and ``patterns`` ``(classes, 1, H, W)``)."""
     k = len(classes)
     return pd.DataFrame({
         "model": name,
         "class": np.arange(k),
         "class_name": list(classes),
-        "predictive_power": power.cpu().numpy(),
-        "pattern_pixels": patterns.flatten(1).sum(1).cpu().numpy().astype(int),
-        "mask_mean": masks.flatten(1).mean(1).cpu().numpy(),
-        "in_trigger_region": in_region.cpu().numpy(),
-        "trigger_region_covered": region_covered.cpu().numpy(),
-        "canvas_index": canvas_index.cpu().numpy(),
-        "canvas_poisoned": canvas_poisoned.cpu().numpy(),
+        "predictive_power": np.asarray(power),
+        "pattern_pixels": np.asarray(patterns).reshape(k, -1).sum(1).astype(int),
+        "mask_mean": np.asarray(masks).reshape(k, -1).mean(1),
+        "in_trigger_region": np.asarray(in_region),
+        "trigger_region_covered": np.asarray(region_covered),
+        "canvas_index": np.asarray(canvas_index),
+        "canvas_poisoned": np.asarray(canvas_poisoned),
         "backdoor_target": np.arange(k) == target,
         "search_images": search_images,
         "eval_images_per_class": list(eval_images),

@@ -1,7 +1,7 @@
 """Real data (CIFAR-10 as JPEG, MNIST idx files) from NNPROBE_DATA; skipped when it is not set.
 
 ``.ci/run`` extracts ../shared/data/*.tar.xz into a temporary folder and points NNPROBE_DATA
-at it. Real MNIST through the torchvision source is tested in test_data.py
+at it. Real MNIST through the torchvision source is tested in core/test_sources.py
 (test_torchvision_real_mnist).
 """
 
@@ -15,15 +15,16 @@ import numpy as np
 import pytest
 import torch
 
-from nnprobe.data import channel_stats, load_dataset, load_torchvision
-from nnprobe.models import keras_cnn
-from nnprobe.population import init_population
-from nnprobe.seeds import derive_seed
-from nnprobe.training import evaluate_population, fit_population
+from nnprobe.core.seeds import derive_seed
+from nnprobe.core.sources import load_dataset, load_torchvision
+from nnprobe.core.splits import channel_stats
+from nnprobe.engines.population import PopulationTask, evaluate_population, init_population
+from nnprobe.engines.training import OptimizerSpec, TrainOptions, fit
+from nnprobe.models.keras_cnn import keras_cnn
 
 pytestmark = pytest.mark.realdata
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CIFAR10_CLASSES = ("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse", "ship", "truck")
 
 
@@ -80,11 +81,10 @@ def test_keras_cnn_population_learns_cifar10(cifar):
     assert sum(p[0].numel() for p in population.params.values()) == 122_570
 
     started = time.perf_counter()
-    trained = fit_population(
-        population, images, np.stack([labels] * k), order_seeds, mean, std,
-        epochs=1, batch_size=32, optimizer="adam", lr=1e-3, eps=1e-7,
-        accelerator="cpu", progress=False,
-    )
+    task = PopulationTask(population, images, np.stack([labels] * k), order_seeds, mean, std, batch_size=32,
+                          optimizer=OptimizerSpec("adam", lr=1e-3, eps=1e-7))
+    fit(task, TrainOptions(epochs=1, device="cpu", progress=False))
+    trained = task.trained()
     train_s = time.perf_counter() - started
     metrics = evaluate_population(trained, test.images, test.labels, mean, std, 10, "cpu")
     total_s = time.perf_counter() - started
@@ -148,7 +148,9 @@ def test_real_mnist_fc100_100_10_under_3_percent(nnprobe_data):
     epochs (2.23% on the H100, docs/results.md). Here 8 epochs of Adam at lr 2e-3, batch 128,
     on one thread (about 20 s of CPU; two threads on a busy 2-core machine were 20x slower).
     """
-    from nnprobe.szegedy import error_rate, train_zoo_model, unit_pixels
+    from nnprobe.engines.evaluation import error_rate
+    from nnprobe.studies.adversarial.design import unit_pixels
+    from nnprobe.studies.adversarial.training import train_zoo_model
 
     splits, _ = load_dataset("idx", root=nnprobe_data)
     x, y = unit_pixels(splits["train"].images), torch.from_numpy(splits["train"].labels)
@@ -156,7 +158,8 @@ def test_real_mnist_fc100_100_10_under_3_percent(nnprobe_data):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        model = train_zoo_model("FC100-100-10", x, y, epochs=8, batch_size=128, lr=2e-3, seed=0)
+        model, _ = train_zoo_model("FC100-100-10", x, y, TrainOptions(epochs=8, device="cpu", progress=False),
+                                   batch_size=128, lr=2e-3, seed=0)
     finally:
         torch.set_num_threads(threads)
     test_error = error_rate(model, xt, yt)

@@ -1,4 +1,9 @@
-"""The population engine: K members trained together equal K members trained one at a time."""
+"""The population engine: K members trained together equal K members trained one at a time.
+
+Every population here trains through the one training engine (``fit`` of a ``PopulationTask``);
+the references are plain loops written out in this file (``zero_grad``, ``backward``, ``step``),
+in float64 so that any difference beyond rounding shows.
+"""
 
 from __future__ import annotations
 
@@ -7,23 +12,32 @@ import pytest
 import torch
 from torch import nn
 
-from nnprobe.models import keras_cnn
-from nnprobe.population import (
+from nnprobe.core.seeds import derive_seed
+from nnprobe.engines.population import (
     Member,
+    PopulationTask,
     batch_indices,
     class_metrics,
     epoch_permutations,
     init_population,
-    make_optimizer,
     normalize,
     population_logits,
+    population_loss,
     predict_population,
-    train_population,
 )
-from nnprobe.seeds import derive_seed
-from nnprobe.training import fit_population
+from nnprobe.engines.training import TrainOptions, fit
+from nnprobe.models.keras_cnn import keras_cnn
 
 N, C, H, CLASSES = 96, 1, 8, 10
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """Tiny models: one intra-op thread is faster than several on a busy machine."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
 
 
 def tiny_model(generator: torch.Generator) -> nn.Module:
@@ -44,6 +58,13 @@ def data():
     return images, members, mean, std
 
 
+def engine_fit(population, images, labels, orders, mean, std, epochs, batch_size, precision="64-true", **options):
+    """Train ``population`` with the engine (Adam, lr 1e-3, eps 1e-7); return the task and the history."""
+    task = PopulationTask(population, images, labels, orders, mean.tolist(), std.tolist(), batch_size)
+    history = fit(task, TrainOptions(epochs=epochs, device="cpu", precision=precision, progress=False, **options))
+    return task, history
+
+
 def train_alone(member: Member, images, mean, std, epochs, batch_size, dtype):
     """Reference: one ordinary nn.Module, its own Adam, the member's seeds and batches."""
     model = tiny_model(torch.Generator().manual_seed(member.init_seed)).to(dtype)
@@ -60,24 +81,48 @@ def train_alone(member: Member, images, mean, std, epochs, batch_size, dtype):
     return model.state_dict()
 
 
+def plain_population_loop(population, images, labels, orders, mean, std, epochs, batch_size):
+    """Reference: the population's stacked tensors trained by a plain loop, no engine.
+
+    Returns the mean member loss of every step, per epoch.
+    """
+    params = list(population.params.values())
+    opt = torch.optim.Adam(params, lr=1e-3, eps=1e-7)
+    losses = []
+    for epoch in range(epochs):
+        perms = epoch_permutations(orders, epoch, images.shape[0])
+        epoch_losses = []
+        for idx in batch_indices(perms, batch_size):
+            loss, _ = population_loss(population, images, labels, idx, mean, std)
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            epoch_losses.append(float(loss.detach()) / population.size)
+        losses.append(epoch_losses)
+    return losses
+
+
 def test_population_equals_members_trained_alone(data):
     images, members, mean, std = data
     pop = init_population(tiny_model, [m.init_seed for m in members], dtype=torch.float64)
     labels = torch.as_tensor(np.stack([m.labels for m in members]))
-    train_population(pop, images, labels, [m.order_seed for m in members], mean, std, epochs=2, batch_size=16)
+    task, _ = engine_fit(pop, images, labels, [m.order_seed for m in members], mean, std, epochs=2, batch_size=16)
+    trained = task.trained()
     for k, member in enumerate(members):
         alone = train_alone(member, images, mean, std, epochs=2, batch_size=16, dtype=torch.float64)
         for name, value in alone.items():
-            torch.testing.assert_close(pop.params[name][k].detach(), value, rtol=1e-9, atol=1e-11)
+            assert trained.params[name].dtype == torch.float64
+            torch.testing.assert_close(trained.params[name][k], value, rtol=1e-9, atol=1e-11)
 
 
 def test_result_of_a_member_does_not_depend_on_population_size(data):
     images, members, mean, std = data
     labels = torch.as_tensor(np.stack([m.labels for m in members]))
     big = init_population(tiny_model, [m.init_seed for m in members], dtype=torch.float64)
-    train_population(big, images, labels, [m.order_seed for m in members], mean, std, epochs=1, batch_size=32)
+    big, _ = engine_fit(big, images, labels, [m.order_seed for m in members], mean, std, epochs=1, batch_size=32)
     small = init_population(tiny_model, [members[1].init_seed], dtype=torch.float64)
-    train_population(small, images, labels[1:2], [members[1].order_seed], mean, std, epochs=1, batch_size=32)
+    small, _ = engine_fit(small, images, labels[1:2], [members[1].order_seed], mean, std, epochs=1, batch_size=32)
+    big, small = big.trained(), small.trained()
     for name in big.params:
         torch.testing.assert_close(big.params[name][1], small.params[name][0], rtol=1e-9, atol=1e-11)
 
@@ -87,25 +132,33 @@ def test_members_differ_and_learn(data):
     pop = init_population(tiny_model, [m.init_seed for m in members])
     assert not torch.equal(pop.params["conv1.weight"][0], pop.params["conv1.weight"][1])
     labels = torch.as_tensor(np.stack([members[0].labels] * 3))
-    history = train_population(pop, images, labels, [1, 2, 3], mean.float(), std.float(), epochs=40, batch_size=32)
-    assert history[-1] < 0.5 * history[0]
+    _, history = engine_fit(pop, images, labels, [1, 2, 3], mean.float(), std.float(), epochs=40, batch_size=32,
+                            precision="32-true")
+    assert len(history) == 40
+    # The engine reports each epoch's mean loss; the old loop reported every step's, so this
+    # compares the mean of the first epoch (already below its first step) with the last.
+    assert history[-1]["loss"] < 0.5 * history[0]["loss"]
 
 
-def test_lightning_module_matches_plain_loop(data, tmp_path):
+def test_engine_matches_plain_loop(data, tmp_path):
     images, members, mean, std = data
     seeds = [m.init_seed for m in members]
     orders = [m.order_seed for m in members]
     labels = torch.as_tensor(np.stack([m.labels for m in members]))
     plain = init_population(tiny_model, seeds, dtype=torch.float64)
-    train_population(plain, images, labels, orders, mean, std, epochs=2, batch_size=16)
-    lit = fit_population(
-        init_population(tiny_model, seeds, dtype=torch.float64), images, labels, orders, mean, std,
-        epochs=2, batch_size=16, precision="64-true", accelerator="cpu", log_dir=tmp_path, progress=False,
-    )
+    losses = plain_population_loop(plain, images, labels, orders, mean, std, epochs=2, batch_size=16)
+    task, history = engine_fit(init_population(tiny_model, seeds, dtype=torch.float64), images, labels, orders, mean,
+                               std, epochs=2, batch_size=16, history=tmp_path / "history.csv")
+    engine = task.trained()
     for name in plain.params:
-        torch.testing.assert_close(lit.params[name].double(), plain.params[name].detach(), rtol=1e-9, atol=1e-11)
-    log = (tmp_path / "metrics.csv").read_text()
-    assert "train_loss" in log and log.count("\n") >= 3
+        torch.testing.assert_close(engine.params[name], plain.params[name].detach(), rtol=1e-9, atol=1e-11)
+    # the loss the engine reports is the plain loop's mean member loss, epoch by epoch
+    assert [row["epoch"] for row in history] == [1, 2]
+    for row, epoch_losses in zip(history, losses, strict=True):
+        assert row["loss"] == pytest.approx(np.mean(epoch_losses), rel=1e-9)
+        assert 0 <= row["accuracy"] <= 1
+    log = (tmp_path / "history.csv").read_text()
+    assert log.startswith("epoch,loss,accuracy") and log.count("\n") == 3
 
 
 def test_permutations_and_batches():
@@ -149,8 +202,10 @@ def test_packed_layouts_equal_vmap(data, layout):
     torch.testing.assert_close(population_logits(gr, x), population_logits(vm, x), rtol=1e-10, atol=1e-12)
     labels = torch.as_tensor(np.stack([m.labels for m in members]))
     orders = [m.order_seed for m in members]
-    train_population(vm, images, labels, orders, mean, std, epochs=1, batch_size=16)
-    train_population(gr, images, labels, orders, mean, std, epochs=1, batch_size=16)
+    vm, _ = engine_fit(vm, images, labels, orders, mean, std, epochs=1, batch_size=16)
+    gr, _ = engine_fit(gr, images, labels, orders, mean, std, epochs=1, batch_size=16)
+    vm, gr = vm.trained(), gr.trained()
+    assert gr.layout == layout
     for name in vm.params:
         torch.testing.assert_close(gr.params[name], vm.params[name], rtol=1e-9, atol=1e-11)
 

@@ -21,7 +21,7 @@ import pytest
 import yaml
 from safetensors import safe_open
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / "config" / "config.yaml"
 DEMO = REPO / "config" / "demo.yaml"
 

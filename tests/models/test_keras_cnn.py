@@ -8,7 +8,9 @@ import pytest
 import torch
 from torch import nn
 
-from nnprobe.models import KerasCNN, count_parameters, glorot_init_, keras_cnn
+from nnprobe.models import count_parameters
+from nnprobe.models.init import glorot_init_
+from nnprobe.models.keras_cnn import KerasCNN, keras_cnn
 
 
 def seeded(seed: int, **kwargs) -> KerasCNN:

@@ -1,45 +1,14 @@
-"""The class-pair mislabel design: pairs, label swaps, members' seeds, the tidy per-model table."""
+"""The class-pair mislabel design (nnprobe.studies.mislabel.design): label swaps, members' seeds."""
 
 from __future__ import annotations
 
 import itertools
 
 import numpy as np
-import pandas as pd
 import pytest
 
-from nnprobe.mislabel import BASELINE, mislabel_labels, mislabel_pairs, pair_name, parse_pair, per_model_class_table
-from nnprobe.mislabel_population import mislabel_members
-from nnprobe.seeds import derive_seed
-
-# --------------------------------------------------------------------------- pairs and names
-
-
-def test_mislabel_pairs():
-    pairs = mislabel_pairs(10)
-    assert len(pairs) == 45 == len(set(pairs))
-    assert all(0 <= a < b < 10 for a, b in pairs)
-    assert pairs[0] == (0, 1) and pairs[-1] == (8, 9)
-    assert mislabel_pairs(2) == [(0, 1)]
-    with pytest.raises(ValueError, match="at least 2"):
-        mislabel_pairs(1)
-
-
-def test_pair_name_round_trip():
-    assert parse_pair(pair_name(None)) is None and pair_name(None) == BASELINE == "none"
-    for pair in mislabel_pairs(10):
-        assert parse_pair(pair_name(pair), 10) == pair
-    assert pair_name((5, 3)) == "3-5"  # unordered: the smaller index first
-    assert parse_pair("12-40") == (12, 40)  # no bound without num_classes
-
-
-@pytest.mark.parametrize(
-    "name", ["3-3", "5-3", "a-b", "3", "3-5-7", "-1-2", "", "None", "3+5", "0-10", "03-05", " 3-5", "+3-5", "1_0-2"]
-)
-def test_parse_pair_rejects_bad_names(name):
-    with pytest.raises(ValueError, match="pair"):
-        parse_pair(name, num_classes=10)
-
+from nnprobe.core.seeds import derive_seed
+from nnprobe.studies.mislabel.design import mislabel_labels, mislabel_members
 
 # --------------------------------------------------------------------------- labels
 
@@ -153,54 +122,3 @@ def test_members_do_not_depend_on_their_pack(labels):
 def test_members_reject_bad_pairs(labels):
     with pytest.raises(ValueError, match="pair"):
         mislabel_members(["0-4"], labels, num_classes=4, seed=0, replicates=2)
-
-
-# --------------------------------------------------------------------------- the tidy table
-
-
-def test_per_model_class_table():
-    k, c = 3, 3
-    rng = np.random.default_rng(0)
-    confusion = rng.integers(0, 5, size=(k, c, c))
-    metrics = {
-        "accuracy": rng.random((k, c)),
-        "logloss_bits": rng.random((k, c)) * 3,
-        "confusion": confusion,
-        "mean_probs": rng.dirichlet(np.ones(c), size=(k, c)),
-        "n_images": np.array([4, 5, 6]),
-    }
-    table = per_model_class_table(["none", "none", "0-2"], [0, 1, 0], [11, 12, 13], ["cat", "dog", "fox"], metrics)
-    assert list(table.columns) == [
-        "pair", "pair_a", "pair_b", "replicate", "seed", "class", "class_name", "n_images", "accuracy",
-        "logloss_bits", "pred_0", "pred_1", "pred_2", "prob_0", "prob_1", "prob_2",
-    ]
-    assert len(table) == k * c
-    assert table["pair"].tolist() == ["none"] * 6 + ["0-2"] * 3
-    assert table["pair_a"].tolist() == [-1] * 6 + [0] * 3 and table["pair_b"].tolist() == [-1] * 6 + [2] * 3
-    assert table["replicate"].tolist() == [0, 0, 0, 1, 1, 1, 0, 0, 0]
-    assert table["seed"].tolist() == [11] * 3 + [12] * 3 + [13] * 3
-    assert table["class"].tolist() == [0, 1, 2] * 3
-    assert table["class_name"].tolist() == ["cat", "dog", "fox"] * 3
-    assert table["n_images"].tolist() == [4, 5, 6] * 3
-    np.testing.assert_allclose(table["accuracy"], metrics["accuracy"].ravel())
-    np.testing.assert_allclose(table["logloss_bits"], metrics["logloss_bits"].ravel())
-    np.testing.assert_array_equal(table[["pred_0", "pred_1", "pred_2"]].to_numpy(), confusion.reshape(k * c, c))
-    np.testing.assert_allclose(
-        table[["prob_0", "prob_1", "prob_2"]].to_numpy(), metrics["mean_probs"].reshape(k * c, c)
-    )
-    assert table["pred_0"].dtype.kind == "i" and table["accuracy"].dtype.kind == "f"
-
-
-def test_per_model_class_table_checks_lengths_and_pairs():
-    metrics = {
-        "accuracy": np.zeros((1, 2)),
-        "logloss_bits": np.zeros((1, 2)),
-        "confusion": np.zeros((1, 2, 2), int),
-        "mean_probs": np.full((1, 2, 2), 0.5),
-        "n_images": np.array([1, 1]),
-    }
-    with pytest.raises(ValueError):
-        per_model_class_table(["none", "none"], [0], [1], ["a", "b"], metrics)
-    with pytest.raises(ValueError, match="pair"):
-        per_model_class_table(["0-2"], [0], [1], ["a", "b"], metrics)
-    assert isinstance(per_model_class_table(["0-1"], [0], [1], ["a", "b"], metrics), pd.DataFrame)

@@ -12,10 +12,13 @@ import pandas as pd
 import pytest
 import torch
 
-from nnprobe.data import load_split
-from nnprobe.szegedy import load_zoo_model, rms_distortion, unit_pixels, zoo_slug
+from nnprobe.core.naming import zoo_slug
+from nnprobe.core.splits import load_split
+from nnprobe.engines.lbfgs import rms_distortion
+from nnprobe.models import load_model
+from nnprobe.studies.adversarial.design import unit_pixels
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 CONFIG = REPO / "config" / "config.yaml"
 DEMO = REPO / "config" / "demo.yaml"
 
@@ -85,7 +88,7 @@ def adv(demo_run) -> Path:
 def test_demo_examples_are_adversarial_and_in_the_box(adv):
     test = load_split(adv / "data" / "test.npz")
     for name in DEMO_MODELS:
-        model = load_zoo_model(name, adv / "models" / "full" / f"{zoo_slug(name)}.safetensors", 64, 10)
+        model, _ = load_model(adv / "models" / "full" / f"{zoo_slug(name)}.safetensors")
         with np.load(adv / "examples" / "full" / f"{zoo_slug(name)}.npz") as ex:
             ok = ex["success"]
             assert ok.size == 20 and ok.all(), name  # the demo's budget reaches every image

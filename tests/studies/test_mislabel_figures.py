@@ -1,4 +1,4 @@
-"""Tests of nnprobe.plots (every figure writes a readable PDF + PNG) and stats.to_tables."""
+"""The mislabel study's figures (nnprobe.studies.mislabel.figures): every figure writes a readable PDF + PNG."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nnprobe import plots
-from nnprobe import stats as ns
+from nnprobe.studies.mislabel.figures import accuracy_by_pair, class_dendrogram, information_heatmap, t_heatmap
+from nnprobe.studies.mislabel.statistics import class_linkage, class_order, information_table, welch_table
 
 
 def make_table(k: int = 4, r: int = 3, seed: int = 0) -> pd.DataFrame:
@@ -39,7 +39,7 @@ def make_table(k: int = 4, r: int = 3, seed: int = 0) -> pd.DataFrame:
 @pytest.fixture(scope="module")
 def tables():
     tab = make_table()
-    return tab, ns.welch_table(tab), ns.information_table(tab)
+    return tab, welch_table(tab), information_table(tab)
 
 
 def check_written(paths, stem):
@@ -57,49 +57,35 @@ def check_written(paths, stem):
 def test_t_heatmap(tables, tmp_path):
     _, w, _ = tables
     stem = tmp_path / "figs" / "t_heatmap.confused_vs_clean"
-    check_written(plots.t_heatmap(w, stem), stem)
-    order, spans = ns.class_order([f"class{i}" for i in range(4)],
+    check_written(t_heatmap(w, stem), stem)
+    order, spans = class_order([f"class{i}" for i in range(4)],
                                   {"a": ["class2", "class0"], "b": ["class1"]})
     stem2 = tmp_path / "t_grouped"
-    check_written(plots.t_heatmap(w, stem2, order=order, spans=spans, title="grouped"), stem2)
+    check_written(t_heatmap(w, stem2, order=order, spans=spans, title="grouped"), stem2)
     with pytest.raises(ValueError, match="permutation"):
-        plots.t_heatmap(w, tmp_path / "bad", order=[0, 0, 1, 2])
+        t_heatmap(w, tmp_path / "bad", order=[0, 0, 1, 2])
 
 
 @pytest.mark.parametrize("value", ["delta_logloss_bits", "kl_bits", "kl_counts_bits"])
 def test_information_heatmap(tables, tmp_path, value):
     _, _, info = tables
     stem = tmp_path / f"info_{value}"
-    check_written(plots.information_heatmap(info, stem, order=[3, 2, 1, 0],
+    check_written(information_heatmap(info, stem, order=[3, 2, 1, 0],
                                             spans=[("x", 0, 2), ("y", 2, 4)], value=value), stem)
 
 
 def test_accuracy_by_pair(tables, tmp_path):
     tab, _, _ = tables
     stem = tmp_path / "accuracy_by_pair"
-    check_written(plots.accuracy_by_pair(tab, stem), stem)
+    check_written(accuracy_by_pair(tab, stem), stem)
     stem2 = tmp_path / "accuracy_no_names"
-    check_written(plots.accuracy_by_pair(tab.drop(columns="class_name"), stem2), stem2)
+    check_written(accuracy_by_pair(tab.drop(columns="class_name"), stem2), stem2)
 
 
 def test_class_dendrogram(tables, tmp_path):
     _, w, _ = tables
-    z = ns.class_linkage(w)
+    z = class_linkage(w)
     stem = tmp_path / "dendrogram"
-    check_written(plots.class_dendrogram(z, [f"class{i}" for i in range(4)], stem), stem)
+    check_written(class_dendrogram(z, [f"class{i}" for i in range(4)], stem), stem)
     with pytest.raises(ValueError, match="4 leaves"):
-        plots.class_dendrogram(z, ["a", "b"], tmp_path / "bad")
-
-
-def test_to_tables_roundtrip(tables, tmp_path):
-    _, w, _ = tables
-    stem = tmp_path / "new" / "dir" / "welch.confused_vs_clean"
-    ns.to_tables(w, stem)
-    files = {p.name for p in stem.parent.iterdir()}
-    assert files == {f"{stem.name}.{s}" for s in ("parquet", "csv", "md")}
-    back = pd.read_parquet(stem.with_name(stem.name + ".parquet"))
-    pd.testing.assert_frame_equal(back, w, check_dtype=False)
-    csv = pd.read_csv(stem.with_name(stem.name + ".csv"))
-    assert list(csv.columns) == list(w.columns) and len(csv) == len(w)
-    md = stem.with_name(stem.name + ".md").read_text()
-    assert md.lstrip("| ").startswith("target") and md.count("\n") == len(w) + 2
+        class_dendrogram(z, ["a", "b"], tmp_path / "bad")

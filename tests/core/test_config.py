@@ -5,9 +5,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from nnprobe.config import ConfigError, check_config, coerce_strings, config_errors
+from nnprobe.core.config import ConfigError, check_config, coerce_strings, config_errors
 
-SCHEMA = yaml.safe_load((Path(__file__).resolve().parents[1] / "config" / "schema.yaml").read_text())
+SCHEMA = yaml.safe_load((Path(__file__).resolve().parents[2] / "config" / "schema.yaml").read_text())
 
 
 def test_strings_from_the_command_line_become_numbers_where_the_schema_wants_them():
@@ -37,7 +37,7 @@ def test_coercion_follows_schema_references():
 
 
 def test_the_shipped_configs_are_valid():
-    root = Path(__file__).resolve().parents[1] / "config"
+    root = Path(__file__).resolve().parents[2] / "config"
     for name in ("config.yaml", "demo.yaml"):
         assert config_errors(yaml.safe_load((root / name).read_text()), SCHEMA) == [], name
 

@@ -42,7 +42,7 @@ import yaml
 
 pytestmark = [pytest.mark.slow, pytest.mark.slurm]
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 DEMO_CONFIG = REPO / "config" / "demo.yaml"
 #: The executor plugin, pinned to the version this test was written against.
 PLUGIN_REQUIREMENT = "snakemake-executor-plugin-slurm==2.8.0"

@@ -11,10 +11,11 @@ import pytest
 import torch
 from scipy import stats
 
-from nnprobe.data import channel_stats, load_image_folder
-from nnprobe.models import keras_cnn
-from nnprobe.population import init_population
-from nnprobe.training import evaluate_population, fit_population
+from nnprobe.core.folders import load_image_folder
+from nnprobe.core.splits import channel_stats
+from nnprobe.engines.population import PopulationTask, evaluate_population, init_population
+from nnprobe.engines.training import TrainOptions, fit
+from nnprobe.models.keras_cnn import keras_cnn
 
 pytestmark = [
     pytest.mark.gpu,
@@ -38,9 +39,10 @@ def train_accuracies(splits, precision: str, layout: str, compile_mode: str | No
     pop = init_population(lambda g: keras_cnn(generator=g), seeds, layout=layout)
     labels = np.broadcast_to(train.labels, (MEMBERS, len(train.labels)))
     start = time.perf_counter()
-    trained = fit_population(pop, train.images, labels, [s + 7 for s in seeds], mean, std, EPOCHS, 32,
-                             precision=precision, accelerator="gpu", progress=False, compile_mode=compile_mode)
+    task = PopulationTask(pop, train.images, labels, [s + 7 for s in seeds], mean, std, 32, compile_mode=compile_mode)
+    fit(task, TrainOptions(epochs=EPOCHS, device="cuda", precision=precision, progress=False))
     seconds = time.perf_counter() - start
+    trained = task.trained()
     metrics = evaluate_population(trained, test.images, test.labels, mean, std, 10, "cuda")
     acc = metrics["accuracy"] @ metrics["n_images"] / metrics["n_images"].sum()
     print(f"{precision} {layout} compile={compile_mode}: {MEMBERS} members x {EPOCHS} epochs in {seconds:.1f} s "

@@ -1,0 +1,92 @@
+"""The report jobs of the adversarial study, one function per rule: tables and figures from the
+records and examples the network jobs wrote, without torch (they run in envs/analysis.yaml)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ...core.io import read_json, write_tables
+from ...core.splits import load_split
+from .figures import (
+    adversarial_example_grid,
+    distortion_distributions,
+    error_by_regime,
+    error_matrix_heatmap,
+)
+from .tables import adversarial_training_summary, examples_on_every_model, zoo_table
+
+__all__ = ["zoo_summary", "adversarial_training_report", "error_matrix_figure", "distortion_figure", "example_grid",
+           "load_examples"]
+
+log = logging.getLogger("nnprobe.adversarial")
+
+MATRIX_TITLES = {
+    "cross_model": "Cross-model generalisation of minimal adversarial examples: error (%)",
+    "cross_training_set": "Cross-training-set generalisation (models on P1 and P2): error (%)",
+}
+
+
+def load_examples(path: str) -> dict[str, np.ndarray]:
+    """The arrays of an attack's examples file (rule attack_zoo_model)."""
+    with np.load(path, allow_pickle=False) as npz:
+        return {key: npz[key] for key in npz.files}
+
+def zoo_summary(metrics: Sequence[str], examples: Sequence[str], stem: str) -> None:
+    """Table 1's columns for every model of the zoo."""
+    table = zoo_table([read_json(p) for p in metrics], [load_examples(p) for p in examples])
+    log.info("\n%s", table.to_string(index=False))
+    write_tables(table, stem)
+
+
+def adversarial_training_report(results: Sequence[str], stem: str, figure_stem: str) -> None:
+    """The adversarial-training networks summarised by regime (table) and shown one by one (figure)."""
+    networks = pd.DataFrame([read_json(p) for p in results])
+    summary = adversarial_training_summary(networks)
+    log.info("\n%s\n\n%s", networks.to_string(index=False), summary.to_string(index=False))
+    write_tables(summary, stem)
+    written = error_by_regime(networks, Path(figure_stem))
+    log.info("wrote %s", [str(p) for p in written])
+
+
+def error_matrix_figure(table: str, matrix: str, stem: str) -> None:
+    """An error-rate table (cross_model or cross_training_set) as a heatmap."""
+    written = error_matrix_heatmap(pd.read_parquet(table), Path(stem), MATRIX_TITLES[matrix])
+    log.info("wrote %s", [str(p) for p in written])
+
+
+def distortion_figure(names: Sequence[str], examples: Sequence[str], stem: str) -> None:
+    """The minimal distortion of every attacked image, per model."""
+    distortions, failures = {}, {}
+    for name, path in zip(names, examples, strict=True):
+        ex = load_examples(path)
+        distortions[name] = ex["distortion"][ex["success"]]
+        failures[name] = int((~ex["success"]).sum())
+    written = distortion_distributions(distortions, failures, Path(stem))
+    log.info("wrote %s", [str(p) for p in written])
+
+
+def example_grid(names: Sequence[str], examples: Sequence[str], test_path: str, stem: str, *, count: int,
+                 magnify: float) -> None:
+    """Originals, adversarial examples and their magnified differences, for images every model got right."""
+    test = load_split(test_path)
+    loaded = [load_examples(p) for p in examples]
+    pick = examples_on_every_model(loaded, count)
+    if pick.size == 0:
+        raise RuntimeError(
+            f"no attacked image is classified correctly by, and has an adversarial example for, every model "
+            f"{list(names)}; attack more images (adversarial.attack.examples) or see the attack logs"
+        )
+    originals = test.images[loaded[0]["index"][pick]].astype(np.float64) / 255.0
+    classes = test.classes
+    adversarial, captions = {}, {}
+    for name, ex in zip(names, loaded, strict=True):
+        adversarial[name] = ex["adversarial"][pick].astype(np.float64)
+        captions[name] = [f"{classes[ex['label'][i]]}→{classes[ex['target'][i]]}, {ex['distortion'][i]:.3f}"
+                          for i in pick]
+    written = adversarial_example_grid(originals, adversarial, captions, Path(stem), magnify)
+    log.info("wrote %s (test images %s)", [str(p) for p in written], loaded[0]["index"][pick].tolist())
