@@ -31,9 +31,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from nnprobe.models import keras_cnn
-from nnprobe.population import epoch_permutations, init_population, make_optimizer, normalize, population_loss
-from nnprobe.training import fit_population
+from nnprobe.engines.population import PopulationTask, epoch_permutations, init_population, normalize, population_loss
+from nnprobe.engines.training import OptimizerSpec, TrainOptions, fit, make_optimizer
+from nnprobe.models.keras_cnn import keras_cnn
 
 ROOT = Path(__file__).resolve().parents[1]
 # Forward FLOPs of the 32x32x3 Keras CNN per image (multiply-adds x 2): conv 1.56M + 6.23M + 1.18M, dense 0.13M.
@@ -48,7 +48,7 @@ def load_data(args: argparse.Namespace) -> tuple[torch.Tensor, torch.Tensor, lis
         images = rng.integers(0, 256, size=(args.images, 3, 32, 32), dtype=np.uint8)
         labels = rng.integers(0, 10, size=args.images)
     else:
-        from nnprobe.data import load_image_folder
+        from nnprobe.core.folders import load_image_folder
 
         root = Path(os.environ.get("NNPROBE_DATA", "")) / args.data
         splits, _ = load_image_folder(root)
@@ -89,17 +89,18 @@ def time_plain_module(images, labels, mean, std, device, steps: int, batch: int)
 
 
 def time_lightning_single(images, labels, mean, std, device, steps: int, batch: int) -> float:
-    """(a) One model at a time through the Lightning Trainer (the engine at K=1, eager, vmap)."""
+    """(a) One model at a time through the training engine (Lightning Fabric; K=1, eager, vmap)."""
     n = steps * batch
     sub_x, sub_y = images[:n], labels[:n].unsqueeze(0)
-    accelerator = "gpu" if device.type == "cuda" else "cpu"
-    warm = init_population(lambda g: keras_cnn(generator=g), [0])
-    fit_population(warm, sub_x[: 20 * batch], sub_y[:, : 20 * batch], [1], mean, std, 1, batch,
-                   accelerator=accelerator, progress=False)
-    pop = init_population(lambda g: keras_cnn(generator=g), [0])
+
+    def task(count: int) -> PopulationTask:
+        pop = init_population(lambda g: keras_cnn(generator=g), [0])
+        return PopulationTask(pop, sub_x[:count], sub_y[:, :count], [1], mean, std, batch)
+
+    fit(task(20 * batch), TrainOptions(1, device=device, progress=False))  # warm-up
     sync(device)
     start = time.perf_counter()
-    fit_population(pop, sub_x, sub_y, [1], mean, std, 1, batch, accelerator=accelerator, progress=False)
+    fit(task(n), TrainOptions(1, device=device, progress=False))
     sync(device)
     return n / (time.perf_counter() - start)
 
@@ -112,7 +113,7 @@ def time_population(images, labels, mean, std, device, k: int, layout: str, prec
     y = labels.to(device).to(torch.uint8).unsqueeze(0).expand(k, -1).contiguous()
     mean_t = torch.tensor(mean, dtype=torch.float64, device=device)
     std_t = torch.tensor(std, dtype=torch.float64, device=device)
-    opt = make_optimizer(list(pop.params.values()), fused=device.type == "cuda")
+    opt = make_optimizer(list(pop.params.values()), OptimizerSpec(), fused=device.type == "cuda")
     loss_fn = population_loss if compile_mode is None else torch.compile(population_loss, mode=compile_mode)
     perms = epoch_permutations(range(k), 0, x.shape[0], device)
     starts = range(0, x.shape[0] - batch + 1, batch)
@@ -124,7 +125,7 @@ def time_population(images, labels, mean, std, device, k: int, layout: str, prec
         for s in range(n):
             start = starts[s % len(starts)]
             with autocast:
-                loss = loss_fn(pop, x, y, perms[:, start : start + batch], mean_t, std_t)
+                loss, _ = loss_fn(pop, x, y, perms[:, start : start + batch], mean_t, std_t)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -148,7 +149,7 @@ def throughput(args: argparse.Namespace) -> None:
           f"{images.shape[0]} images, batch {args.batch} per model", flush=True)
     rows = []
     if not args.skip_single:
-        rows.append(("(a) Lightning, one model", time_lightning_single(images, labels, mean, std, device,
+        rows.append(("(a) engine (Lightning Fabric), one model", time_lightning_single(images, labels, mean, std, device,
                                                                      args.single_steps, args.batch), float("nan")))
         print(rows[-1], flush=True)
         rows.append(("(b) plain loop, one model", time_plain_module(images, labels, mean, std, device,
@@ -194,14 +195,13 @@ def profile(args: argparse.Namespace) -> None:
 def study(args: argparse.Namespace) -> None:
     """Time the real study end to end through Snakemake."""
     workdir = Path(args.workdir).resolve()
-    dataset = {"source": "image_folder", "root": str(Path(os.environ["NNPROBE_DATA"]) / args.data)}
     workdir.mkdir(parents=True, exist_ok=True)
     override = workdir / "bench-override.yaml"  # a YAML file keeps numbers numbers (--config k={...} does not)
     override.write_text(json.dumps({
         "dataset": {"source": "image_folder", "root": str(Path(os.environ["NNPROBE_DATA"]) / args.data)},
         "mislabel": {"pairs_per_job": args.pairs_per_job, "replicates": args.replicates},
-        "train": {"precision": args.precision, "compile": args.compile, "layout": args.layout,
-                  "epochs": args.epochs, "progress": False},
+        "train": {"precision": args.precision, "compile": args.compile, "layout": args.layout, "epochs": args.epochs},
+        "engine": {"progress": False},
     }))
     snakemake = shutil.which("snakemake") or str(Path(sys.executable).parent / "snakemake")
     cmd = [snakemake, "--snakefile", str(ROOT / "Snakefile"), "--directory", str(workdir),

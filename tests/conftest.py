@@ -41,6 +41,20 @@ def snakemake_exe() -> Path:
     return exe
 
 
+def snakemake_command(
+    exe: Path,
+    args: Sequence[str | os.PathLike],
+    directory: Path | None = None,
+    configfiles: Sequence[Path] | None = (REPO / "config" / "demo.yaml",),
+) -> list[str]:
+    """The command line that runs Snakemake on this repository's Snakefile (see ``run_snakemake``)."""
+    cmd: list[str] = [str(exe), *map(str, args), "--snakefile", str(REPO / "Snakefile")]
+    cmd += ["--directory", str(directory if directory is not None else REPO)]
+    if configfiles:
+        cmd += ["--configfile", *map(str, configfiles), "--replace-workflow-config"]
+    return cmd
+
+
 def _snakemake_runner(exe: Path) -> Callable[..., subprocess.CompletedProcess]:
     def run(
         args: Sequence[str | os.PathLike],
@@ -56,12 +70,8 @@ def _snakemake_runner(exe: Path) -> Callable[..., subprocess.CompletedProcess]:
         (``--replace-workflow-config``); pass None to keep the default. Targets belong in
         ``args`` before any option that takes several values (``--resources``, ``--config``).
         """
-        cmd: list[str] = [str(exe), *map(str, args), "--snakefile", str(REPO / "Snakefile")]
-        cmd += ["--directory", str(directory if directory is not None else REPO)]
-        if configfiles:
-            cmd += ["--configfile", *map(str, configfiles), "--replace-workflow-config"]
         return subprocess.run(
-            cmd,
+            snakemake_command(exe, args, directory, configfiles),
             cwd=directory if directory is not None else REPO,
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
@@ -71,6 +81,13 @@ def _snakemake_runner(exe: Path) -> Callable[..., subprocess.CompletedProcess]:
         )
 
     return run
+
+
+@pytest.fixture(scope="session")
+def snakemake_args(snakemake_exe: Path) -> Callable[..., list[str]]:
+    """A function ``command(args, directory=None, configfiles=(demo.yaml,))``: the command line of
+    ``run_snakemake``, for tests that start Snakemake themselves (to kill it, say)."""
+    return lambda *args, **kwargs: snakemake_command(snakemake_exe, *args, **kwargs)
 
 
 @pytest.fixture(scope="session")

@@ -24,7 +24,7 @@ from nnprobe.core.sources import load_sklearn_digits
 from nnprobe.engines import training
 from nnprobe.engines.pgd import PGD
 from nnprobe.engines.population import PopulationTask, init_population
-from nnprobe.engines.training import OptimizerSpec, TrainOptions, fit
+from nnprobe.engines.training import TrainOptions, fit
 from nnprobe.models.keras_cnn import keras_cnn
 from nnprobe.models.resnet import resnet18_cifar
 from nnprobe.models.topdown import Normalized, standard_cnn

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from ...core.io import write_parquet, write_tables
+from ...core.io import atomic_write, write_parquet, write_tables
 from .figures import accuracy_by_pair, class_dendrogram, information_heatmap, t_heatmap
 from .statistics import (
     class_linkage,
@@ -33,7 +33,7 @@ def collect_metrics(metrics: Sequence[str], table: str, csv: str) -> None:
     """The per-model tables of every population as one table (Parquet and CSV)."""
     frame = combine_tables([pd.read_parquet(path) for path in metrics])
     write_parquet(frame, table)
-    frame.to_csv(csv, index=False)
+    atomic_write(csv, lambda tmp: frame.to_csv(tmp, index=False))
     log.info("%d rows: %d models in %d populations x %d classes", len(frame), frame.groupby(["pair", "replicate"]).ngroups,
              frame["pair"].nunique(), frame["class"].nunique())
 
