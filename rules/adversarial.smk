@@ -1,6 +1,8 @@
 # The adversarial study (Szegedy et al. 2013) on MNIST: model zoo -> minimal adversarial
 # examples -> transfer tables -> figures; adversarial training; unit inspection.
 rule prepare_adversarial_dataset:
+    input:
+        code=code("data/prepare_dataset.py"),
     output:
         train="results/adversarial/data/train.npz",
         test="results/adversarial/data/test.npz",
@@ -20,8 +22,10 @@ rule prepare_adversarial_dataset:
 
 rule train_zoo_model:
     input:
+        checks=ancient("results/adversarial/data/checks.json"),
         train="results/adversarial/data/train.npz",
         test="results/adversarial/data/test.npz",
+        code=code("adversarial/train_zoo_model.py"),
     output:
         weights="results/adversarial/models/{trainset}/{zoo}.safetensors",
         metrics="results/adversarial/models/{trainset}/{zoo}.json",
@@ -59,6 +63,7 @@ rule attack_zoo_model:
     input:
         weights="results/adversarial/models/{trainset}/{zoo}.safetensors",
         test="results/adversarial/data/test.npz",
+        code=code("adversarial/attack_zoo_model.py"),
     output:
         "results/adversarial/examples/{trainset}/{zoo}.npz",
     log:
@@ -83,6 +88,7 @@ rule zoo_table:
     input:
         metrics=expand("results/adversarial/models/full/{zoo}.json", zoo=ZOO_SLUGS),
         examples=expand("results/adversarial/examples/full/{zoo}.npz", zoo=ZOO_SLUGS),
+        code=code("adversarial/zoo_table.py"),
     output:
         multiext("results/adversarial/tables/zoo", *TABLE_EXTS),
     log:
@@ -104,6 +110,7 @@ rule cross_model_table:
         ),
         examples=expand("results/adversarial/examples/full/{zoo}.npz", zoo=ZOO_SLUGS),
         test="results/adversarial/data/test.npz",
+        code=code("adversarial/cross_model_table.py"),
     output:
         multiext("results/adversarial/tables/cross_model", *TABLE_EXTS),
     log:
@@ -127,6 +134,7 @@ rule cross_training_set_tables:
         metrics=expand("results/adversarial/models/{file}.json", file=CTS_FILES),
         examples=expand("results/adversarial/examples/{file}.npz", file=CTS_FILES),
         test="results/adversarial/data/test.npz",
+        code=code("adversarial/cross_training_set_tables.py"),
     output:
         models=multiext(
             "results/adversarial/tables/cross_training_set_models", *TABLE_EXTS
@@ -150,7 +158,8 @@ rule cross_training_set_tables:
 
 rule error_matrix_heatmap:
     input:
-        "results/adversarial/tables/{matrix}.parquet",
+        table="results/adversarial/tables/{matrix}.parquet",
+        code=code("adversarial/error_matrix_heatmap.py"),
     output:
         pdf="results/adversarial/figures/{matrix}.pdf",
         png=report(
@@ -174,6 +183,7 @@ rule error_matrix_heatmap:
 rule distortion_figure:
     input:
         examples=expand("results/adversarial/examples/full/{zoo}.npz", zoo=ZOO_SLUGS),
+        code=code("adversarial/distortion_figure.py"),
     output:
         pdf="results/adversarial/figures/distortion.pdf",
         png=report(
@@ -200,6 +210,7 @@ rule example_grid:
     input:
         examples=expand("results/adversarial/examples/full/{zoo}.npz", zoo=ZOO_SLUGS),
         test="results/adversarial/data/test.npz",
+        code=code("adversarial/example_grid.py"),
     output:
         pdf="results/adversarial/figures/examples.pdf",
         png=report(
@@ -226,8 +237,10 @@ rule example_grid:
 
 rule adversarial_training:
     input:
+        checks=ancient("results/adversarial/data/checks.json"),
         train="results/adversarial/data/train.npz",
         test="results/adversarial/data/test.npz",
+        code=code("adversarial/adversarial_training.py"),
     output:
         "results/adversarial/training/{regime}/{replicate}.json",
     log:
@@ -260,11 +273,12 @@ rule adversarial_training:
 
 rule adversarial_training_table:
     input:
-        expand(
+        results=expand(
             "results/adversarial/training/{regime}/{replicate}.json",
             regime=REGIMES,
             replicate=range(ADV["adversarial_training"]["replicates"]),
         ),
+        code=code("adversarial/adversarial_training_table.py"),
     output:
         tables=multiext("results/adversarial/tables/adversarial_training", *TABLE_EXTS),
         pdf="results/adversarial/figures/adversarial_training.pdf",
@@ -290,17 +304,11 @@ rule unit_inspection:
     input:
         weights=f"results/adversarial/models/full/{zoo_slug(ADV['units']['model'])}.safetensors",
         test="results/adversarial/data/test.npz",
+        code=code("adversarial/unit_inspection.py"),
     output:
-        pdf="results/adversarial/figures/units.pdf",
-        png=report(
-            "results/adversarial/figures/units.png",
-            caption="../report/adversarial_units.rst",
-            category="Adversarial study",
-            labels={"figure": "units"},
-        ),
+        "results/adversarial/units/top_images.npz",
     log:
         "results/logs/adversarial/unit_inspection.log",
-    localrule: True
     conda:
         "../envs/torch.yaml"
     resources:
@@ -311,3 +319,27 @@ rule unit_inspection:
         units=ADV["units"],
     script:
         "../scripts/adversarial/unit_inspection.py"
+
+
+rule units_figure:
+    input:
+        arrays="results/adversarial/units/top_images.npz",
+        code=code("adversarial/units_figure.py"),
+    output:
+        pdf="results/adversarial/figures/units.pdf",
+        png=report(
+            "results/adversarial/figures/units.png",
+            caption="../report/adversarial_units.rst",
+            category="Adversarial study",
+            labels={"figure": "units"},
+        ),
+    log:
+        "results/logs/adversarial/units_figure.log",
+    localrule: True
+    conda:
+        "../envs/analysis.yaml"
+    resources:
+        mem_mb=lambda wildcards, attempt: 2000 * attempt,
+        runtime=lambda wildcards, attempt: 5 * attempt,
+    script:
+        "../scripts/adversarial/units_figure.py"

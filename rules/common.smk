@@ -9,7 +9,14 @@ from snakemake.utils import validate
 # The package's config checks and names (torch-free), importable wherever Snakemake runs.
 sys.path.insert(0, os.path.join(workflow.basedir, "src"))
 from nnprobe.core.config import check_config
-from nnprobe.core.naming import pair_packs, population_pairs, zoo_slug
+from nnprobe.core.provenance import imported_package_files
+from nnprobe.core.naming import (
+    BASELINE,
+    pair_packs,
+    population_pairs,
+    replicate_blocks,
+    zoo_slug,
+)
 
 with open(os.path.join(workflow.basedir, "config", "schema.yaml")) as schema_file:
     check_config(config, yaml.safe_load(schema_file))
@@ -21,16 +28,41 @@ os.environ.setdefault("NNPROBE_ROOT", workflow.basedir)
 NUM_CLASSES = config["dataset"]["num_classes"]
 # The baseline population is the pair "none"; the others are class indices "a-b", a < b.
 PAIRS = population_pairs(NUM_CLASSES)
-# A training job trains a pack of pairs as one population ("none+0-1+0-2"); with
-# mislabel.pairs_per_job = 1 every pair is a job of its own.
-PACKS = pair_packs(PAIRS, config["mislabel"]["pairs_per_job"])
+# A training job trains a pack of pairs ("0-1+0-2") and a block of replicates ("r0-9") as one
+# population. The baseline is a job of its own (the noise and visualize studies need it and
+# nothing else); the other pairs go mislabel.pairs_per_job to a job.
+PACKS = [BASELINE] + pair_packs(PAIRS[1:], config["mislabel"]["pairs_per_job"])
+BLOCKS = replicate_blocks(
+    config["mislabel"]["replicates"], config["mislabel"]["replicates_per_job"]
+)
+BASELINE_WEIGHTS = expand(
+    "results/mislabel/populations/{pack}/{block}/weights.safetensors",
+    pack=BASELINE,
+    block=BLOCKS,
+)
 COMPARISONS = ["confused_vs_clean", "confused_vs_baseline", "clean_vs_baseline"]
 INFORMATION_VALUES = ["delta_logloss_bits", "kl_bits"]
 TABLE_EXTS = [".parquet", ".csv", ".md"]
 
 
+def code(script):
+    """The package modules that scripts/<script> runs, directly or through other modules.
+
+    They are inputs of the rule that runs the script, so the rule reruns when the code it runs
+    changes, and only then: a figure module reruns its figures, the training engine retrains.
+    """
+    return [
+        str(path)
+        for path in imported_package_files(
+            os.path.join(workflow.basedir, "scripts", script),
+            os.path.join(workflow.basedir, "src", "nnprobe"),
+        )
+    ]
+
+
 wildcard_constraints:
     pairs="(none|(0|[1-9][0-9]*)-[1-9][0-9]*)([+](0|[1-9][0-9]*)-[1-9][0-9]*)*",
+    block="r(0|[1-9][0-9]*)-(0|[1-9][0-9]*)",
     comparison="|".join(COMPARISONS),
     value="|".join(INFORMATION_VALUES),
 
@@ -56,6 +88,60 @@ def mislabel_targets():
         ext=["pdf", "png"],
     )
     return ["results/mislabel/tables/per_model_class.parquet", *tables, *figures]
+
+
+# What each study expects of its prepared data (rule check_dataset). The smallest image the
+# Keras CNN takes is nnprobe.models.keras_cnn.keras_cnn_min_size (tests/core/test_checks.py
+# holds the two equal); the top-down network starts at a quarter of the image.
+PADDING = config["model"]["padding"]
+BACKDOOR = config["visualize"]["backdoor"]
+DATA_EXPECTATIONS = {
+    "mislabel": {
+        "num_classes": {"key": "dataset.num_classes", "value": NUM_CLASSES},
+        "class_names": [
+            {
+                "key": "mislabel.class_groups",
+                "names": sorted(
+                    {n for g in config["mislabel"]["class_groups"].values() for n in g}
+                ),
+            }
+        ],
+        "min_side": [
+            {
+                "key": "model.padding",
+                "value": 18 if PADDING == "valid" else 4,
+                "why": f"the Keras CNN with {PADDING} padding",
+            }
+        ],
+    },
+    "noise": {
+        "class_names": [
+            {"key": "noise.binary_classes", "names": config["noise"]["binary_classes"]}
+        ],
+    },
+    "visualize": {
+        "class_index": [
+            {
+                "key": "visualize.backdoor.target_class",
+                "value": BACKDOOR["target_class"],
+            }
+        ],
+        "min_side": [
+            {
+                "key": "visualize.backdoor.trigger_size",
+                "value": BACKDOOR["trigger_size"] + BACKDOOR["trigger_margin"],
+                "why": "the BadNets trigger (trigger_size + trigger_margin)",
+            },
+            {"key": "visualize", "value": 4, "why": "the top-down network"},
+        ],
+    },
+    "adversarial": {
+        "num_classes": {
+            "key": "adversarial.dataset.num_classes",
+            "value": config["adversarial"]["dataset"]["num_classes"],
+        },
+    },
+}
 
 
 # --------------------------------------------------------------------------- adversarial study
@@ -167,7 +253,7 @@ VISUALIZE_WEIGHTS = {
         name: f"results/visualize/models/{name}/weights.safetensors"
         for name in VISUALIZE_TRAINED
     },
-    "mislabel": f"results/mislabel/populations/{PACKS[0]}/weights.safetensors",
+    "mislabel": BASELINE_WEIGHTS[0],
 }
 
 

@@ -1,4 +1,6 @@
 rule prepare_dataset:
+    input:
+        code=code("data/prepare_dataset.py"),
     output:
         train="results/data/train.npz",
         test="results/data/test.npz",
@@ -14,3 +16,48 @@ rule prepare_dataset:
         dataset=dataset_params(),
     script:
         "../scripts/data/prepare_dataset.py"
+
+
+# Does the prepared data fit what a study's config says of it (class names, class count, image
+# size)? Checked before any network of the study trains; training rules take the result as an
+# ancient() input, so a changed figure option (mislabel.class_groups) re-checks but never retrains.
+rule check_dataset:
+    input:
+        manifest="results/data/manifest.json",
+        code=code("data/check_dataset.py"),
+    output:
+        "results/data/checks/{study}.json",
+    log:
+        "results/logs/data/check_dataset/{study}.log",
+    wildcard_constraints:
+        study="mislabel|noise|visualize",
+    localrule: True
+    conda:
+        "../envs/analysis.yaml"
+    resources:
+        mem_mb=lambda wildcards, attempt: 1000 * attempt,
+        runtime=lambda wildcards, attempt: 5 * attempt,
+    params:
+        expected=lambda wildcards: DATA_EXPECTATIONS[wildcards.study],
+    script:
+        "../scripts/data/check_dataset.py"
+
+
+rule check_adversarial_dataset:
+    input:
+        manifest="results/adversarial/data/manifest.json",
+        code=code("data/check_dataset.py"),
+    output:
+        "results/adversarial/data/checks.json",
+    log:
+        "results/logs/adversarial/check_adversarial_dataset.log",
+    localrule: True
+    conda:
+        "../envs/analysis.yaml"
+    resources:
+        mem_mb=lambda wildcards, attempt: 1000 * attempt,
+        runtime=lambda wildcards, attempt: 5 * attempt,
+    params:
+        expected=DATA_EXPECTATIONS["adversarial"],
+    script:
+        "../scripts/data/check_dataset.py"

@@ -3,16 +3,18 @@
 
 rule train_population:
     input:
+        checks=ancient("results/data/checks/mislabel.json"),
         train="results/data/train.npz",
         test="results/data/test.npz",
+        code=code("mislabel/train_population.py"),
     output:
-        weights="results/mislabel/populations/{pairs}/weights.safetensors",
-        metrics="results/mislabel/populations/{pairs}/metrics.parquet",
-        history="results/mislabel/populations/{pairs}/history.csv",
+        weights="results/mislabel/populations/{pairs}/{block}/weights.safetensors",
+        metrics="results/mislabel/populations/{pairs}/{block}/metrics.parquet",
+        history="results/mislabel/populations/{pairs}/{block}/history.csv",
     log:
-        "results/logs/mislabel/train_population/{pairs}.log",
+        "results/logs/mislabel/train_population/{pairs}/{block}.log",
     benchmark:
-        "results/benchmarks/mislabel/train_population/{pairs}.tsv"
+        "results/benchmarks/mislabel/train_population/{pairs}/{block}.tsv"
     conda:
         "../envs/torch.yaml"
     resources:
@@ -23,19 +25,23 @@ rule train_population:
     params:
         seed=config["seed"],
         num_classes=NUM_CLASSES,
-        replicates=config["mislabel"]["replicates"],
         fraction=config["mislabel"]["fraction"],
         padding=config["model"]["padding"],
         train=config["train"],
         engine=config["engine"],
-        checkpoints="results/checkpoints/mislabel/{pairs}",
+        checkpoints="results/checkpoints/mislabel/{pairs}/{block}",
     script:
         "../scripts/mislabel/train_population.py"
 
 
 rule collect_metrics:
     input:
-        expand("results/mislabel/populations/{pairs}/metrics.parquet", pairs=PACKS),
+        metrics=expand(
+            "results/mislabel/populations/{pairs}/{block}/metrics.parquet",
+            pairs=PACKS,
+            block=BLOCKS,
+        ),
+        code=code("mislabel/collect_metrics.py"),
     output:
         table="results/mislabel/tables/per_model_class.parquet",
         csv="results/mislabel/tables/per_model_class.csv",
@@ -53,7 +59,8 @@ rule collect_metrics:
 
 rule welch_table:
     input:
-        "results/mislabel/tables/per_model_class.parquet",
+        table="results/mislabel/tables/per_model_class.parquet",
+        code=code("mislabel/welch_table.py"),
     output:
         multiext("results/mislabel/tables/welch_{comparison}", *TABLE_EXTS),
     log:
@@ -70,7 +77,8 @@ rule welch_table:
 
 rule information_table:
     input:
-        "results/mislabel/tables/per_model_class.parquet",
+        table="results/mislabel/tables/per_model_class.parquet",
+        code=code("mislabel/information_table.py"),
     output:
         multiext("results/mislabel/tables/information_{comparison}", *TABLE_EXTS),
     log:
@@ -89,6 +97,7 @@ rule t_heatmap:
     input:
         welch="results/mislabel/tables/welch_{comparison}.parquet",
         table="results/mislabel/tables/per_model_class.parquet",
+        code=code("mislabel/t_heatmap.py"),
     output:
         pdf="results/mislabel/figures/t_heatmap_{comparison}.pdf",
         png=report(
@@ -116,6 +125,7 @@ rule information_heatmap:
     input:
         information="results/mislabel/tables/information_confused_vs_clean.parquet",
         table="results/mislabel/tables/per_model_class.parquet",
+        code=code("mislabel/information_heatmap.py"),
     output:
         pdf="results/mislabel/figures/information_heatmap_{value}.pdf",
         png=report(
@@ -141,7 +151,8 @@ rule information_heatmap:
 
 rule accuracy_by_pair:
     input:
-        "results/mislabel/tables/per_model_class.parquet",
+        table="results/mislabel/tables/per_model_class.parquet",
+        code=code("mislabel/accuracy_by_pair.py"),
     output:
         pdf="results/mislabel/figures/accuracy_by_pair.pdf",
         png=report(
@@ -167,6 +178,7 @@ rule class_dendrogram:
     input:
         welch="results/mislabel/tables/welch_confused_vs_clean.parquet",
         table="results/mislabel/tables/per_model_class.parquet",
+        code=code("mislabel/class_dendrogram.py"),
     output:
         pdf="results/mislabel/figures/class_dendrogram.pdf",
         png=report(

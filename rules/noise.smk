@@ -4,8 +4,10 @@
 
 rule noise_train:
     input:
+        checks=ancient("results/data/checks/noise.json"),
         train="results/data/train.npz",
         test="results/data/test.npz",
+        code=code("noise/noise_train.py"),
     output:
         weights="results/noise/models/{task}/seed{seed}/weights.safetensors",
         metrics="results/noise/models/{task}/seed{seed}/metrics.json",
@@ -40,6 +42,7 @@ rule noise_probe:
         train="results/data/train.npz",
         test="results/data/test.npz",
         weights="results/noise/models/{task}/seed{seed}/weights.safetensors",
+        code=code("noise/noise_probe.py"),
     output:
         groups="results/noise/probes/{task}/seed{seed}/groups.parquet",
         distances="results/noise/probes/{task}/seed{seed}/distances.parquet",
@@ -66,8 +69,9 @@ rule noise_probe_population:
     input:
         train="results/data/train.npz",
         test="results/data/test.npz",
-        # The training pack that holds the baseline pair "none" (the first of PACKS).
-        weights=f"results/mislabel/populations/{PACKS[0]}/weights.safetensors",
+        # The mislabel study's baseline networks (pair "none"), every block of them.
+        weights=BASELINE_WEIGHTS,
+        code=code("noise/noise_probe_population.py"),
     output:
         groups="results/noise/probes/population/groups.parquet",
         distances="results/noise/probes/population/distances.parquet",
@@ -90,6 +94,7 @@ rule noise_probe_population:
 rule noise_input_clutter:
     input:
         test="results/data/test.npz",
+        code=code("noise/noise_input_clutter.py"),
     output:
         table="results/noise/probes/input_clutter.parquet",
     log:
@@ -115,6 +120,7 @@ rule noise_tables:
             seed=NOISE_SEEDS,
         ),
         input_clutter="results/noise/probes/input_clutter.parquet",
+        code=code("noise/noise_tables.py"),
     output:
         expand(
             "results/noise/tables/{name}{ext}",
@@ -139,6 +145,7 @@ rule noise_predicted_classes:
     input:
         groups="results/noise/tables/groups.parquet",
         agreement="results/noise/tables/agreement.parquet",
+        code=code("noise/noise_predicted_classes.py"),
     output:
         pdf="results/noise/figures/predicted_classes_{source}.pdf",
         png=report(
@@ -166,6 +173,7 @@ rule noise_mst:
     input:
         distances="results/noise/tables/distances.parquet",
         mst="results/noise/tables/mst.parquet",
+        code=code("noise/noise_mst.py"),
     output:
         pdf="results/noise/figures/mst_{probe}.pdf",
         png=report(
@@ -192,6 +200,7 @@ rule noise_mst:
 rule noise_distance_to_noise:
     input:
         distances="results/noise/tables/distances.parquet",
+        code=code("noise/noise_distance_to_noise.py"),
     output:
         pdf="results/noise/figures/distance_to_noise.pdf",
         png=report(
@@ -216,6 +225,7 @@ rule noise_distance_to_noise:
 rule noise_binary:
     input:
         binary="results/noise/tables/binary.parquet",
+        code=code("noise/noise_binary.py"),
     output:
         pdf="results/noise/figures/binary.pdf",
         png=report(
@@ -240,6 +250,7 @@ rule noise_binary:
 rule noise_auroc:
     input:
         groups="results/noise/tables/groups.parquet",
+        code=code("noise/noise_auroc.py"),
     output:
         pdf="results/noise/figures/auroc.pdf",
         png=report(
@@ -265,6 +276,7 @@ rule noise_clutter:
     input:
         clutter="results/noise/tables/clutter.parquet",
         correlations="results/noise/tables/clutter_correlations.parquet",
+        code=code("noise/noise_clutter.py"),
     output:
         pdf="results/noise/figures/clutter.pdf",
         png=report(

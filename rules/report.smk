@@ -2,6 +2,8 @@
 
 
 rule effective_config:
+    input:
+        code=code("report/effective_config.py"),
     output:
         report(
             "results/config.yaml",

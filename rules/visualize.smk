@@ -3,8 +3,10 @@
 
 rule visualize_train:
     input:
+        checks=ancient("results/data/checks/visualize.json"),
         train="results/data/train.npz",
         test="results/data/test.npz",
+        code=code("visualize/visualize_train.py"),
     output:
         weights="results/visualize/models/{model}/weights.safetensors",
         history="results/visualize/models/{model}/history.csv",
@@ -38,6 +40,7 @@ rule visualize_features:
         train="results/data/train.npz",
         test="results/data/test.npz",
         weights=lambda wildcards: VISUALIZE_WEIGHTS[wildcards.model],
+        code=code("visualize/visualize_features.py"),
     output:
         "results/visualize/features/{model}.npz",
     log:
@@ -64,7 +67,8 @@ rule visualize_features:
 
 rule visualize_feature_figures:
     input:
-        "results/visualize/features/{model}.npz",
+        arrays="results/visualize/features/{model}.npz",
+        code=code("visualize/visualize_feature_figures.py"),
     output:
         am_pdf="results/visualize/figures/activation_maximization_{model}.pdf",
         am_png=report(
@@ -109,6 +113,7 @@ rule visualize_patterns:
         train="results/data/train.npz",
         test="results/data/test.npz",
         weights="results/visualize/models/{model}/weights.safetensors",
+        code=code("visualize/visualize_patterns.py"),
     output:
         table="results/visualize/patterns/{model}.parquet",
         arrays="results/visualize/patterns/{model}.npz",
@@ -143,6 +148,7 @@ rule visualize_patterns_report:
         arrays=expand(
             "results/visualize/patterns/{model}.npz", model=VISUALIZE_PATTERN_MODELS
         ),
+        code=code("visualize/visualize_patterns_report.py"),
     output:
         multiext("results/visualize/tables/class_patterns", *TABLE_EXTS),
         pdf="results/visualize/figures/class_patterns.pdf",
@@ -167,9 +173,10 @@ rule visualize_patterns_report:
 
 rule visualize_models_report:
     input:
-        expand(
+        metrics=expand(
             "results/visualize/models/{model}/metrics.parquet", model=VISUALIZE_TRAINED
         ),
+        code=code("visualize/visualize_models_report.py"),
     output:
         multiext("results/visualize/tables/models", *TABLE_EXTS),
         pdf="results/visualize/figures/robustness.pdf",

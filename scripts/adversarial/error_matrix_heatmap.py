@@ -7,4 +7,4 @@ from nnprobe.studies.adversarial.reports import error_matrix_figure
 
 smk = snakemake  # noqa: F821  (the object Snakemake hands every script)
 with report_job(smk):
-    error_matrix_figure(smk.input[0], smk.wildcards.matrix, Path(smk.output.pdf).with_suffix(""))
+    error_matrix_figure(smk.input.table, smk.wildcards.matrix, Path(smk.output.pdf).with_suffix(""))

@@ -7,4 +7,4 @@ from nnprobe.studies.mislabel.reports import accuracy_by_pair_figure
 
 smk = snakemake  # noqa: F821  (the object Snakemake hands every script)
 with report_job(smk):
-    accuracy_by_pair_figure(smk.input[0], Path(smk.output.pdf).with_suffix(""))
+    accuracy_by_pair_figure(smk.input.table, Path(smk.output.pdf).with_suffix(""))

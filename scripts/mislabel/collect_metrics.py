@@ -5,4 +5,4 @@ from nnprobe.studies.mislabel.reports import collect_metrics
 
 smk = snakemake  # noqa: F821  (the object Snakemake hands every script)
 with report_job(smk):
-    collect_metrics(list(smk.input), smk.output.table, smk.output.csv)
+    collect_metrics(list(smk.input.metrics), smk.output.table, smk.output.csv)

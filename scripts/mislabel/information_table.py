@@ -7,4 +7,4 @@ from nnprobe.studies.mislabel.reports import information
 
 smk = snakemake  # noqa: F821  (the object Snakemake hands every script)
 with report_job(smk):
-    information(smk.input[0], Path(smk.output[0]).with_suffix(""), smk.wildcards.comparison)
+    information(smk.input.table, Path(smk.output[0]).with_suffix(""), smk.wildcards.comparison)

@@ -5,5 +5,5 @@ from nnprobe.studies.noise.jobs import probe_population
 
 smk = snakemake  # noqa: F821  (the object Snakemake hands every script)
 with network_job(smk) as job:
-    probe_population(smk.input.train, smk.input.test, smk.input.weights, dict(smk.output.items()), device=job.device,
+    probe_population(smk.input.train, smk.input.test, list(smk.input.weights), dict(smk.output.items()), device=job.device,
                      **smk.params)

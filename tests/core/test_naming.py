@@ -42,3 +42,9 @@ def test_population_pairs_and_packs():
     assert pair_packs(population_pairs(3), 10) == ["none+0-1+0-2+1-2"]
     with pytest.raises(ValueError, match="pairs_per_job"):
         pair_packs(["none"], 0)
+
+
+@pytest.mark.parametrize("per_job", [0, -2])
+def test_pair_packs_refuses_fewer_than_one_pair_per_job(per_job):
+    with pytest.raises(ValueError, match=rf"^config key mislabel\.pairs_per_job must be >= 1, got {per_job}$"):
+        pair_packs(["none", "0-1"], per_job)

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from nnprobe.core.seeds import derive_seed
+from nnprobe.core.weights import WeightsError, save_weights
 from nnprobe.engines.population import (
     Member,
     PopulationTask,
@@ -20,12 +21,16 @@ from nnprobe.engines.population import (
     class_metrics,
     epoch_permutations,
     init_population,
+    load_population,
+    member_network,
     normalize,
     population_logits,
     population_loss,
     predict_population,
+    save_population,
 )
 from nnprobe.engines.training import TrainOptions, fit
+from nnprobe.models import load_model
 from nnprobe.models.keras_cnn import keras_cnn
 
 N, C, H, CLASSES = 96, 1, 8, 10
@@ -224,3 +229,60 @@ def test_packed_layouts_on_the_paper_cnn(layout):
 def test_unknown_layout_is_rejected():
     with pytest.raises(ValueError, match="layout must be one of"):
         init_population(tiny_model, [1], layout="packed")
+
+
+# --------------------------------------------------------------------------- saved populations
+
+ARCHITECTURE = {"name": "keras_cnn", "in_channels": C, "num_classes": CLASSES, "input_size": H, "padding": 1}
+
+
+@pytest.mark.parametrize("layout", ["vmap", "grouped"])
+def test_save_load_population_round_trip(data, tmp_path, layout):
+    _, members, _, _ = data
+    pop = init_population(tiny_model, [m.init_seed for m in members], layout=layout)
+    path = save_population(tmp_path / "pop.safetensors", pop, members, ARCHITECTURE,
+                           config={"pairs": ["none"], "seed": 3}, extra={"metrics": {"loss": 0.5}})
+    back, saved = load_population(path)
+    assert back.layout == layout and back.size == len(members)
+    assert set(back.params) == set(pop.params)
+    for name, value in pop.params.items():
+        assert back.params[name].dtype == value.dtype and torch.equal(back.params[name], value.detach()), name
+    assert type(back.template) is type(pop.template) and next(back.template.parameters()).is_meta
+    assert saved.architecture == ARCHITECTURE
+    assert saved.config == {"pairs": ["none"], "seed": 3}
+    assert saved.extra == {"members": ["m0", "m1", "m2"], "layout": layout, "metrics": {"loss": 0.5}}
+    assert saved.seeds == {"members": [{"name": m.name, "init_seed": m.init_seed, "order_seed": m.order_seed}
+                                       for m in members]}
+
+
+def test_member_network_is_the_members_own_network(data, tmp_path):
+    images, members, mean, std = data
+    pop = init_population(tiny_model, [m.init_seed for m in members])
+    back, saved = load_population(save_population(tmp_path / "pop.safetensors", pop, members, ARCHITECTURE))
+    x = normalize(images[:5], mean, std, torch.float32)
+    stacked = population_logits(back, x.expand(len(members), *x.shape))
+    for k, member in enumerate(members):
+        network = member_network(back, saved.architecture, k)
+        assert not network.training
+        own = tiny_model(torch.Generator().manual_seed(member.init_seed))  # as the member was initialised
+        with torch.no_grad():
+            out = network(x)
+            torch.testing.assert_close(out, own(x), rtol=0, atol=0)
+        torch.testing.assert_close(out, stacked[k], rtol=1e-5, atol=1e-6)
+    with torch.no_grad():
+        first, second = (member_network(back, saved.architecture, k)(x) for k in (0, 1))
+        assert not torch.allclose(first, second)
+
+
+def test_population_and_single_network_files_are_not_confused(data, tmp_path):
+    _, members, _, _ = data
+    single = save_weights(tmp_path / "one.safetensors", tiny_model(torch.Generator().manual_seed(0)).state_dict(),
+                          architecture=ARCHITECTURE)
+    with pytest.raises(WeightsError, match=r"one\.safetensors holds one network, not a population; load it with "
+                                           r"nnprobe\.models\.load_model"):
+        load_population(single)
+    pop = init_population(tiny_model, [m.init_seed for m in members])
+    several = save_population(tmp_path / "pop.safetensors", pop, members, ARCHITECTURE)
+    with pytest.raises(WeightsError, match=r"pop\.safetensors holds a population of 3 networks; load it with "
+                                           r"nnprobe\.engines\.population\.load_population"):
+        load_model(several)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -10,7 +11,7 @@ from torch import nn
 
 from nnprobe.models import count_parameters
 from nnprobe.models.init import glorot_init_
-from nnprobe.models.keras_cnn import KerasCNN, keras_cnn
+from nnprobe.models.keras_cnn import KerasCNN, keras_cnn, keras_cnn_min_size
 
 
 def seeded(seed: int, **kwargs) -> KerasCNN:
@@ -88,11 +89,27 @@ def test_generator_not_global_rng():
     assert torch.equal(seeded(3).conv1.weight, first)
 
 
-@pytest.mark.parametrize("size", [8, 16, 17])
+@pytest.mark.parametrize("size", [8, 16, 17, (17, 40), (40, 17)])
 def test_too_small_for_valid_padding(size):
-    with pytest.raises(ValueError, match=f"input_size {size} is too small") as err:
+    h, w = (size, size) if isinstance(size, int) else size
+    with pytest.raises(ValueError, match=f"images of {h}x{w} pixels are too small") as err:
         keras_cnn(3, 10, size, padding=0)
-    assert "padding=1" in str(err.value) and "18" in str(err.value)
+    assert "model.padding" in str(err.value) and "18x18" in str(err.value)
+
+
+@pytest.mark.parametrize(("size", "padding"), [((20, 28), 0), ((28, 20), 0), ((5, 9), 1), ((4, 4), 1)])
+def test_images_need_not_be_square(size, padding):
+    model = keras_cnn(3, 7, size, padding=padding)
+    assert model(torch.rand(2, 3, *size)).shape == (2, 7)
+    with pytest.raises(ValueError, match="too small"):
+        keras_cnn(3, 7, (3, 9), padding=1)
+
+
+def test_smallest_side_is_what_the_rules_check():
+    """rules/common.smk checks the data against these two numbers (DATA_EXPECTATIONS)."""
+    assert keras_cnn_min_size(0) == 18 and keras_cnn_min_size(1) == 4
+    rules = (Path(__file__).resolve().parents[2] / "rules" / "common.smk").read_text()
+    assert '"value": 18 if PADDING == "valid" else 4' in rules
 
 
 def test_smallest_valid_input_and_bad_padding():

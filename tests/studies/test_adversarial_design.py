@@ -7,7 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from nnprobe.studies.adversarial.design import attacked_subset, p1_p2_split, unit_pixels
+from nnprobe.core.seeds import seeded_subset
+from nnprobe.studies.adversarial.design import p1_p2_split, unit_pixels
 
 
 def test_p1_p2_split_disjoint_sizes_reproducible():
@@ -29,12 +30,16 @@ def test_p1_p2_split_disjoint_sizes_reproducible():
         p1_p2_split(10, seed=-1)
 
 
-def test_attacked_subset():
-    a = attacked_subset(100, 10, seed=3)
+def test_seeded_subset():
+    a = seeded_subset(100, 10, seed=3)
     assert a.dtype == np.int64 and len(np.unique(a)) == 10 and np.all(np.diff(a) > 0) and a.max() < 100
-    assert np.array_equal(a, attacked_subset(100, 10, seed=3))
-    assert not np.array_equal(a, attacked_subset(100, 10, seed=4))
-    assert np.array_equal(attacked_subset(5, 10, seed=0), np.arange(5))
+    assert np.array_equal(a, seeded_subset(100, 10, seed=3))
+    assert not np.array_equal(a, seeded_subset(100, 10, seed=4))
+    assert np.array_equal(seeded_subset(5, 10, seed=0), np.arange(5))
+    # a random subset, not the first items: data stored class by class keeps every class in it
+    assert a.max() > 50
+    with pytest.raises(ValueError, match="n and count must be >= 1"):
+        seeded_subset(0, 10, seed=0)
 
 
 def test_unit_pixels():

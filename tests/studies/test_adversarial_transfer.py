@@ -4,12 +4,19 @@ controls and the cross-model error matrix."""
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 from torch import nn
 
 from nnprobe.engines.lbfgs import rms_distortion
-from nnprobe.studies.adversarial.transfer import cross_model_error_matrix, gaussian_noise_control, rescale_to_rms
+from nnprobe.studies.adversarial.transfer import (
+    cross_model_error_matrix,
+    cross_model_table,
+    cross_training_set_tables,
+    gaussian_noise_control,
+    rescale_to_rms,
+)
 
 # --------------------------------------------------------------------------- distortion-matched controls
 
@@ -75,3 +82,133 @@ def test_cross_model_error_matrix_hand_case():
     np.testing.assert_allclose(shared.error, [[0.5, 0.5]])
     with pytest.raises(ValueError, match="labels has no entry for example set 'b'"):
         cross_model_error_matrix(models, {"b": noise}, {"a": torch.tensor([0, 0])})
+
+
+# --------------------------------------------------------------------------- the transfer tables
+
+
+def pixel_threshold(pixel: int) -> nn.Module:
+    """A linear model on (N, 1, 2, 2) images: class 1 iff the flattened pixel ``pixel`` exceeds 0.5."""
+    model = nn.Sequential(nn.Flatten(), nn.Linear(4, 2))
+    with torch.no_grad():
+        model[1].weight.zero_()
+        model[1].weight[0, pixel], model[1].weight[1, pixel] = -1.0, 1.0
+        model[1].bias.copy_(torch.tensor([0.5, -0.5]))
+    return model.eval()
+
+
+def images_from(pixels: list[tuple[float, float]], other: float = 0.5) -> np.ndarray:
+    """(N, 1, 2, 2) float32 images whose first two pixels are given (the others ``other``)."""
+    x = np.full((len(pixels), 1, 2, 2), other, dtype=np.float32)
+    x[:, 0, 0, 0], x[:, 0, 0, 1] = np.array(pixels, dtype=np.float32).T
+    return x
+
+
+CLEAN = [(0.2, 0.2), (0.8, 0.8), (0.2, 0.8), (0.8, 0.2)]  # A (pixel 0) right on all; B (pixel 1) wrong on 2, 3
+CLEAN_LABELS = [0, 1, 0, 1]
+
+
+def model_examples() -> dict[str, dict[str, np.ndarray]]:
+    labels = np.array(CLEAN_LABELS)
+    return {
+        # A: image 2 failed (its example would fool both, were it counted)
+        "A": {"success": np.array([True, True, False, True]), "label": labels,
+              "adversarial": images_from([(0.7, 0.2), (0.3, 0.8), (0.9, 0.9), (0.3, 0.2)]),
+              "distortion": np.array([0.1, 0.2, np.nan, 0.6])},
+        # B: image 1 failed (a finite distortion, not counted either); 2 and 3 already wrong, unchanged, distortion 0
+        "B": {"success": np.array([True, False, True, True]), "label": labels,
+              "adversarial": images_from([(0.2, 0.9), (0.2, 0.2), (0.2, 0.8), (0.8, 0.2)]),
+              "distortion": np.array([0.3, 0.5, 0.0, 0.0])},
+    }
+
+
+def test_cross_model_table():
+    models = {"A": pixel_threshold(0), "B": pixel_threshold(1)}
+    clean, labels = torch.from_numpy(images_from(CLEAN)), torch.tensor(CLEAN_LABELS)
+    table = cross_model_table(models, model_examples(), clean, labels, noise_std=[0.0, 0.3], seed=5)
+    assert list(table.columns) == ["examples", "distortion", "n", "A", "B"]
+    assert table["examples"].tolist() == ["A examples", "B examples", "clean images", "Gaussian noise, stddev=0",
+                                          "Gaussian noise, stddev=0.3"]
+    assert table["n"].tolist() == [3, 3, 4, 4, 4]  # each model's successful examples only
+    rows = table.set_index("examples")
+    assert rows.loc["A examples", "distortion"] == pytest.approx(0.3, rel=1e-12)  # mean over the successes
+    assert rows.loc["B examples", "distortion"] == pytest.approx(0.1, rel=1e-12)
+    assert rows.loc["clean images", "distortion"] == 0.0 and rows.loc["Gaussian noise, stddev=0", "distortion"] == 0.0
+    assert rows.loc["Gaussian noise, stddev=0.3", "distortion"] > 0
+    np.testing.assert_allclose(rows.loc["A examples", ["A", "B"]].to_numpy(float), [1.0, 1 / 3], rtol=1e-12)
+    np.testing.assert_allclose(rows.loc["B examples", ["A", "B"]].to_numpy(float), [0.0, 1.0], atol=1e-15)
+    np.testing.assert_allclose(rows.loc["clean images", ["A", "B"]].to_numpy(float), [0.0, 0.5], atol=1e-15)
+    np.testing.assert_allclose(rows.loc["Gaussian noise, stddev=0", ["A", "B"]].to_numpy(float), [0.0, 0.5],
+                               atol=1e-15)
+    again = cross_model_table(models, model_examples(), clean, labels, noise_std=[0.0, 0.3], seed=5)
+    pd.testing.assert_frame_equal(again, table)  # seeded: the same noise
+    other = cross_model_table(models, model_examples(), clean, labels, noise_std=[0.0, 0.3], seed=6)
+    other = other.set_index("examples")
+    assert other.loc["Gaussian noise, stddev=0.3", "distortion"] != rows.loc["Gaussian noise, stddev=0.3", "distortion"]
+    pd.testing.assert_frame_equal(other.iloc[:4], rows.iloc[:4])  # only the noise differs
+
+
+def unit(value: float) -> float:
+    return float(np.float32(round(value * 255)) / np.float32(255))
+
+
+def split_tables(seed: int):
+    models = {"A (P1)": pixel_threshold(0), "B (P2)": pixel_threshold(1)}
+    metrics = {"A (P1)": {"trainset": "p1", "p1_error": 0.01, "p2_error": 0.03, "test_error": 0.02},
+               "B (P2)": {"trainset": "p2", "p1_error": 0.04, "p2_error": 0.02, "test_error": 0.05}}
+    test_images = np.full((6, 1, 2, 2), 128, dtype=np.uint8)
+    test_labels = np.array([1, 0, 1, 0, 0, 1])
+    for i, (a, b) in {1: (51, 51), 2: (204, 204), 4: (51, 204)}.items():  # 0.2 and 0.8 in pixels
+        test_images[i, 0, 0, 0], test_images[i, 0, 0, 1] = a, b
+    index = np.array([1, 2, 4])  # labels 0, 1, 0; B already wrong on 4
+    lo, hi, mid = unit(0.2), unit(0.8), unit(128 / 255)
+    examples = {
+        # A moves pixel 0 by 0.4 (RMS 0.2 over 4 pixels); image 4 failed
+        "A (P1)": {"index": index, "success": np.array([True, True, False]), "label": np.array([0, 1, 0]),
+                   "adversarial": images_from([(lo + 0.4, lo), (hi - 0.4, hi), (lo, hi)], mid),
+                   "distortion": np.array([0.2, 0.2, np.nan])},
+        # B moves pixel 1 by 0.4; image 4 already wrong, unchanged
+        "B (P2)": {"index": index, "success": np.array([True, True, True]), "label": np.array([0, 1, 0]),
+                   "adversarial": images_from([(lo, lo + 0.4), (hi, hi - 0.4), (lo, hi)], mid),
+                   "distortion": np.array([0.2, 0.2, 0.0])},
+    }
+    return cross_training_set_tables(models, metrics, examples, test_images, test_labels, noise_std=[0.2],
+                                     rescale_rms=0.1, seed=seed, device="cpu")
+
+
+def test_cross_training_set_tables():
+    models_table, matrix = split_tables(seed=1)
+    assert list(models_table.columns) == ["model", "trained_on", "p1_error", "p2_error", "test_error",
+                                          "mean_min_distortion", "attacked", "failed"]
+    assert models_table["model"].tolist() == ["A (P1)", "B (P2)"]
+    assert models_table["trained_on"].tolist() == ["P1", "P2"]
+    assert models_table["p1_error"].tolist() == [0.01, 0.04] and models_table["p2_error"].tolist() == [0.03, 0.02]
+    assert models_table["test_error"].tolist() == [0.02, 0.05]
+    np.testing.assert_allclose(models_table["mean_min_distortion"], [0.2, 0.4 / 3], rtol=1e-12)
+    assert models_table["attacked"].tolist() == [3, 3] and models_table["failed"].tolist() == [1, 0]
+
+    assert list(matrix.columns) == ["examples", "distortion", "n", "A (P1)", "B (P2)"]
+    assert matrix["examples"].tolist() == ["A (P1) examples", "A (P1) examples at RMS 0.1", "B (P2) examples",
+                                           "B (P2) examples at RMS 0.1", "Gaussian noise, stddev=0.2"]
+    assert matrix["n"].tolist() == [2, 2, 3, 3, 3]
+    rows = matrix.set_index("examples")
+    # measured RMS distortion against the test images: 0.2 as made, 0.1 rescaled (0 for the unchanged image)
+    np.testing.assert_allclose(rows["distortion"].iloc[:4], [0.2, 0.1, 0.4 / 3, 0.2 / 3], rtol=1e-5)
+    assert rows.loc["Gaussian noise, stddev=0.2", "distortion"] > 0
+    # halving the perturbation (0.4 -> 0.2 on one pixel) no longer crosses the 0.5 threshold
+    expected = {"A (P1) examples": [1.0, 0.0], "A (P1) examples at RMS 0.1": [0.0, 0.0],
+                "B (P2) examples": [0.0, 1.0], "B (P2) examples at RMS 0.1": [0.0, 1 / 3]}
+    for row, errors in expected.items():
+        np.testing.assert_allclose(rows.loc[row, ["A (P1)", "B (P2)"]].to_numpy(float), errors, rtol=1e-12,
+                                   atol=1e-15, err_msg=row)
+    _, again = split_tables(seed=1)
+    pd.testing.assert_frame_equal(again, matrix)
+    _, other = split_tables(seed=2)
+    assert other["distortion"].iloc[4] != matrix["distortion"].iloc[4]
+    pd.testing.assert_frame_equal(other.iloc[:4], matrix.iloc[:4])
+
+
+def test_cross_training_set_tables_need_examples():
+    with pytest.raises(ValueError, match="needs the examples of at least one model"):
+        cross_training_set_tables({"A": pixel_threshold(0)}, {}, {}, np.zeros((2, 1, 2, 2), np.uint8), np.zeros(2),
+                                  noise_std=[0.1], rescale_rms=0.1, seed=0, device="cpu")

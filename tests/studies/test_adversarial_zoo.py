@@ -166,7 +166,7 @@ def test_zoo_slug_is_the_rules_own_and_unique():
     """The rules take zoo_slug from the package (rules/common.smk imports it), so their file names
     and the package's cannot disagree; every zoo name gets its own slug."""
     rules = (REPO / "rules" / "common.smk").read_text()
-    assert re.search(r"^from nnprobe\.core\.naming import .*\bzoo_slug\b", rules, re.M), (
+    assert re.search(r"^from nnprobe\.core\.naming import [^)]*?\bzoo_slug\b", rules, re.M | re.S), (
         "rules/common.smk no longer imports zoo_slug from nnprobe.core.naming"
     )
     assert "def zoo_slug" not in rules, "rules/common.smk defines its own zoo_slug"

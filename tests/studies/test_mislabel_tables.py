@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nnprobe.studies.mislabel.tables import per_model_class_table
+from nnprobe.studies.mislabel.tables import combine_tables, per_model_class_table
 
 
 def test_per_model_class_table():
@@ -55,3 +55,38 @@ def test_per_model_class_table_checks_lengths_and_pairs():
     with pytest.raises(ValueError, match="pair"):
         per_model_class_table(["0-2"], [0], [1], ["a", "b"], metrics)
     assert isinstance(per_model_class_table(["0-1"], [0], [1], ["a", "b"], metrics), pd.DataFrame)
+
+
+def two_class_table(pairs: list[str], replicates: list[int], seed: int) -> pd.DataFrame:
+    k = len(pairs)
+    rng = np.random.default_rng(seed)
+    metrics = {
+        "accuracy": rng.random((k, 2)),
+        "logloss_bits": rng.random((k, 2)),
+        "confusion": rng.integers(0, 5, size=(k, 2, 2)),
+        "mean_probs": np.full((k, 2, 2), 0.5),
+        "n_images": np.array([3, 4]),
+    }
+    return per_model_class_table(pairs, replicates, list(range(k)), ["a", "b"], metrics)
+
+
+def test_combine_tables_concatenates_in_order():
+    first = two_class_table(["none", "none"], [0, 1], seed=0)
+    second = two_class_table(["0-1"], [0], seed=1)
+    third = two_class_table(["0-1", "none"], [1, 2], seed=2)  # same pair or same replicate: other networks
+    combined = combine_tables([first, second, third])
+    pd.testing.assert_frame_equal(combined, pd.concat([first, second, third], ignore_index=True))
+    assert combined.index.tolist() == list(range(10))
+    assert list(zip(combined["pair"], combined["replicate"]))[::2] == [("none", 0), ("none", 1), ("0-1", 0),
+                                                                       ("0-1", 1), ("none", 2)]
+
+
+def test_combine_tables_refuses_a_network_trained_twice():
+    first = two_class_table(["none", "0-1"], [0, 0], seed=0)
+    again = two_class_table(["0-1"], [0], seed=1)  # (0-1, replicate 0) a second time
+    with pytest.raises(ValueError, match=r"1 network\(s\) appear in more than one table, e\.g\. \['0-1/r0'\]; each "
+                                         r"\(pair, replicate\) must be trained by exactly one job"):
+        combine_tables([first, again])
+    with pytest.raises(ValueError, match=r"2 network\(s\) appear in more than one table, "
+                                         r"e\.g\. \['0-1/r0', 'none/r0'\]"):
+        combine_tables([first, first])

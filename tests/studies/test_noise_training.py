@@ -14,7 +14,7 @@ import yaml
 from nnprobe.engines.evaluation import embed
 from nnprobe.engines.training import TrainOptions, fit, one_cycle
 from nnprobe.models.resnet import resnet18_cifar
-from nnprobe.studies.noise.training import ResNetTask, TrainConfig, augment_batch
+from nnprobe.studies.noise.training import ResNetTask, TrainConfig, augment_batch, binary_subset
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -93,3 +93,104 @@ def test_schema_train_keys_are_the_recipe():
     for key, spec in train.items():
         assert spec["default"] == fields[key], key
         assert spec.get("description"), key
+
+
+# --------------------------------------------------------------------------- two-class subsets
+
+
+def test_binary_subset_keeps_the_named_classes_in_the_order_named():
+    classes = ["cat", "dog", "fox", "owl"]
+    labels = np.array([0, 1, 2, 3, 2, 1, 0, 2])
+    images = np.broadcast_to(np.arange(8, dtype=np.uint8)[:, None, None, None], (8, 1, 2, 2)).copy()
+    sub_images, sub_labels = binary_subset(images, labels, classes, ["fox", "cat"])
+    assert sub_images[:, 0, 0, 0].tolist() == [0, 2, 4, 6, 7]  # the images keep their order
+    assert sub_labels.tolist() == [1, 0, 0, 1, 0]  # fox -> 0, cat -> 1: output 0 is the first name
+    assert sub_labels.dtype == np.int64 and sub_images.dtype == np.uint8
+    _, swapped = binary_subset(images, labels, classes, ["cat", "fox"])
+    assert swapped.tolist() == [0, 1, 1, 0, 1]
+
+
+def test_binary_subset_refuses_unknown_class_names():
+    labels = np.array([0, 1, 2])
+    with pytest.raises(ValueError, match=r"config key noise\.binary_classes names \['wolf'\], which the prepared data "
+                                         r"does not have; its classes are \['cat', 'dog', 'fox'\]: pick two of them"):
+        binary_subset(np.zeros((3, 1, 2, 2), np.uint8), labels, ("cat", "dog", "fox"), ["cat", "wolf"])
+
+
+# --------------------------------------------------------------------------- the recipe's inputs
+
+N_IMG, SIZE = 20, (6, 5)  # not square: a crop that mixed up height and width would show
+
+
+def recipe_task(seed: int = 3, padding: int = 2, flip: bool = True, channels_last: bool = False) -> ResNetTask:
+    rng = np.random.default_rng(0)
+    images = rng.integers(1, 256, (N_IMG, 2, *SIZE), dtype=np.uint8)  # no zero pixel: zeros are the padding
+    labels = rng.integers(0, 3, N_IMG)
+    network = torch.nn.Conv2d(2, 3, 1)
+    config = TrainConfig(batch_size=8, crop_padding=padding, flip=flip)
+    return ResNetTask(network, images, labels, [0.25, 0.5], [0.5, 0.125], config, seed, channels_last=channels_last)
+
+
+def epoch_inputs(task: ResNetTask, epoch: int) -> list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]]:
+    """Every batch of ``epoch`` as (indices, inputs, labels), as the engine draws them."""
+    return [(idx, *task.inputs(idx)) for idx in task.train_batches(epoch)]
+
+
+def test_recipe_inputs_are_normalised_images():
+    task = recipe_task(padding=0, flip=False)  # no augmentation: the images themselves
+    batches = epoch_inputs(task, 0)
+    assert len(batches) == 2 == task.steps_per_epoch()  # 20 images, batches of 8, the last incomplete one dropped
+    images = torch.as_tensor(np.random.default_rng(0).integers(1, 256, (N_IMG, 2, *SIZE), dtype=np.uint8))
+    mean, std = torch.tensor([0.25, 0.5]).view(1, 2, 1, 1), torch.tensor([0.5, 0.125]).view(1, 2, 1, 1)
+    for idx, x, y in batches:
+        assert x.shape == (8, 2, *SIZE) and x.dtype == torch.float32
+        torch.testing.assert_close(x, (images[idx].float() / 255 - mean) / std)
+        assert torch.equal(y, task.labels[idx]) and y.dtype == torch.int64
+
+
+def test_recipe_crops_lie_within_the_padding():
+    task = recipe_task(padding=2)
+    padded = task.images  # (N, C, H + 4, W + 4)
+    assert padded.shape == (N_IMG, 2, SIZE[0] + 4, SIZE[1] + 4)
+    mean, std = torch.tensor([0.25, 0.5]).view(1, 2, 1, 1), torch.tensor([0.5, 0.125]).view(1, 2, 1, 1)
+    seen_offsets, seen_flips = set(), set()
+    for epoch in range(3):
+        for idx, x, _ in epoch_inputs(task, epoch):
+            assert x.shape == (8, 2, *SIZE) and x.dtype == torch.float32
+            pixels = ((x * std + mean) * 255).round().to(torch.uint8)
+            for i, image in zip(idx.tolist(), pixels):
+                matches = [(r, c, f) for r in range(5) for c in range(5) for f in (False, True)
+                           if torch.equal(image, (lambda w: w.flip(-1) if f else w)(padded[i, :, r:r + 6, c:c + 5]))]
+                assert len(matches) == 1, (i, matches)  # a window of the zero-padded image, mirrored or not
+                seen_offsets.add(matches[0][:2])
+                seen_flips.add(matches[0][2])
+    assert len(seen_offsets) > 5 and seen_flips == {False, True}  # the draws vary
+
+
+def test_recipe_draws_depend_on_seed_and_epoch_only():
+    first, second = recipe_task(seed=3), recipe_task(seed=3)
+    epoch0 = epoch_inputs(first, 0)
+    epoch1 = epoch_inputs(first, 1)
+    again1 = epoch_inputs(second, 1)  # a fresh task (as after a restart) straight at epoch 1
+    again0 = epoch_inputs(second, 0)
+    for a, b in [*zip(epoch1, again1, strict=True), *zip(epoch0, again0, strict=True)]:
+        for ta, tb in zip(a, b):
+            assert torch.equal(ta, tb)
+    assert not torch.equal(epoch0[0][0], epoch1[0][0])  # another epoch, another order
+    first.train_batches(1)  # epoch 1's generator: the same images get other crops and flips
+    assert not torch.equal(first.inputs(epoch0[0][0])[0], epoch0[0][1])
+    other = epoch_inputs(recipe_task(seed=4), 0)
+    assert not torch.equal(other[0][0], epoch0[0][0])  # another seed, another order
+
+
+def test_recipe_inputs_in_channels_last_when_asked():
+    task = recipe_task(channels_last=True)
+    idx = next(iter(task.train_batches(0)))
+    x, _ = task.inputs(idx)
+    assert x.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_recipe_refuses_images_that_are_not_uint8():
+    with pytest.raises(ValueError, match=r"needs uint8 images \(N, C, H, W\), got torch.float32 \(4, 1, 2, 2\)"):
+        ResNetTask(torch.nn.Conv2d(1, 2, 1), np.zeros((4, 1, 2, 2), np.float32), np.zeros(4, np.int64), [0.5], [0.5],
+                   TrainConfig(batch_size=2), seed=0)

@@ -30,7 +30,7 @@ ADVERSARIAL_JOBS = {
 }
 ONE_EACH = [
     "prepare_adversarial_dataset", "zoo_table", "cross_model_table", "cross_training_set_tables",
-    "distortion_figure", "example_grid", "adversarial_training_table", "unit_inspection",
+    "distortion_figure", "example_grid", "adversarial_training_table", "unit_inspection", "units_figure",
 ]
 DEMO_MODELS = ["FC10(1e-4)", "FC10(1)", "FC100-100-10", "AE400-10"]
 TABLES = ["zoo", "cross_model", "cross_training_set_models", "cross_training_set", "adversarial_training"]

@@ -409,7 +409,7 @@ def test_demo_runs_through_slurm_and_matches_the_local_run(demo_run: Path, slurm
         )
     from safetensors.numpy import load_file
 
-    for weights in sorted(local_results.glob("mislabel/populations/*/weights.safetensors")):
+    for weights in sorted(local_results.glob("mislabel/populations/*/*/weights.safetensors")):
         mine = load_file(slurm_results / weights.relative_to(local_results))
         theirs = load_file(weights)
         assert mine.keys() == theirs.keys(), weights

@@ -8,6 +8,7 @@ target into a fresh directory, killing it halfway, to check that it resumes and 
 from __future__ import annotations
 
 import base64
+import contextlib
 import html
 import os
 import re
@@ -30,7 +31,8 @@ CONFIG = REPO / "config" / "config.yaml"
 DEMO = REPO / "config" / "demo.yaml"
 
 # Jobs of the mislabel study per config: 45 class pairs + the baseline "none", packed
-# mislabel.pairs_per_job to a training job (1 in config.yaml, 12 in demo.yaml).
+# mislabel.pairs_per_job to a training job (1 in config.yaml, 12 in demo.yaml); the baseline
+# is a job of its own.
 MISLABEL_JOBS = {
     "prepare_dataset": 1,
     "collect_metrics": 1,
@@ -140,26 +142,38 @@ def test_dry_run_paper_scale(run_snakemake, tmp_path):
 def test_dry_run_demo(run_snakemake, tmp_path):
     out = dry_run(run_snakemake, tmp_path, configfiles=(DEMO,))
     counts = job_counts(out)
-    assert counts["train_population"] == 4  # 46 pairs in packs of 12: 12 + 12 + 12 + 10
+    assert counts["train_population"] == 5  # the baseline, then 45 pairs in packs of 12: 12 + 12 + 12 + 9
     for rule, n in MISLABEL_JOBS.items():
         assert counts.get(rule) == n, (rule, counts)
-    packs = sorted(re.findall(r"^\s+wildcards: pairs=(\S+)$", out, flags=re.MULTILINE))
-    assert sorted(len(p.split("+")) for p in packs) == [10, 12, 12, 12]
+    packs = sorted(re.findall(r"^\s+wildcards: pairs=(\S+), block=r0-3$", out, flags=re.MULTILINE))
+    assert sorted(len(p.split("+")) for p in packs) == [1, 9, 12, 12, 12]
     assert sum(len(p.split("+")) for p in packs) == 46
-    assert any(p.startswith("none+") for p in packs)
+    assert "none" in packs  # the baseline alone: the noise and visualize studies need only it
 
 
 def test_pairs_per_job_from_a_second_configfile(run_snakemake, tmp_path):
     # Later config files merge into earlier ones key by key.
     override = write_yaml(tmp_path / "override.yaml", "mislabel:\n  pairs_per_job: 23\n")
     counts = job_counts(dry_run(run_snakemake, tmp_path, configfiles=(CONFIG, override)))
-    assert counts["train_population"] == 2
+    assert counts["train_population"] == 3  # the baseline, 23 pairs, 22 pairs
 
 
 def test_pairs_per_job_from_the_command_line(run_snakemake, tmp_path):
     """Nested --config values arrive as strings; common.smk coerces them to the schema's types."""
     out = dry_run(run_snakemake, tmp_path, "--config", 'mislabel={"pairs_per_job": 23}')
-    assert job_counts(out)["train_population"] == 2
+    assert job_counts(out)["train_population"] == 3
+
+
+def test_replicate_blocks_split_the_training_jobs(run_snakemake, tmp_path):
+    """R = 50 in blocks of 10 with all pairs in one pack: 5 blocks of the pairs, 5 of the baseline."""
+    override = write_yaml(tmp_path / "blocks.yaml", "mislabel:\n  pairs_per_job: 45\n  replicates_per_job: 10\n")
+    out = dry_run(run_snakemake, tmp_path, configfiles=(CONFIG, override))
+    assert job_counts(out)["train_population"] == 10
+    jobs = re.findall(r"^\s+wildcards: pairs=(\S+), block=(\S+)$", out, flags=re.MULTILINE)
+    blocks = ["r0-9", "r10-19", "r20-29", "r30-39", "r40-49"]
+    assert sorted(b for p, b in jobs if p == "none") == sorted(blocks)
+    assert sorted(b for p, b in jobs if p != "none") == sorted(blocks)
+    assert {len(p.split("+")) for p, _ in jobs if p != "none"} == {45}
 
 
 def test_dataset_override_merges_with_the_configfile(run_snakemake, tmp_path):
@@ -210,7 +224,7 @@ def test_single_figure_target_schedules_only_what_it_needs(run_snakemake, tmp_pa
     counts = job_counts(out)
     assert counts["class_dendrogram"] == 1
     assert counts["welch_table"] == 1  # confused_vs_clean only
-    assert counts["train_population"] == 4 and counts["collect_metrics"] == 1
+    assert counts["train_population"] == 5 and counts["collect_metrics"] == 1
     for rule in ("t_heatmap", "information_table", "information_heatmap", "accuracy_by_pair", "all"):
         assert rule not in counts, counts
 
@@ -343,8 +357,9 @@ def test_a_killed_workflow_resumes_its_training_job_bit_for_bit(demo_run, run_sn
     pack, unlock, run it again: the job resumes from its epoch checkpoint and ends with exactly
     the demo's network (trained without interruption), then removes its checkpoints."""
     populations = demo_run / "results" / "mislabel" / "populations"
-    pack = min((p.name for p in populations.iterdir()), key=lambda name: name.count("+"))
-    assert pack.count("+") == 9  # 10 pairs: the cheapest demo training job
+    pack = min((p.name for p in populations.iterdir() if p.name != "none"), key=lambda name: name.count("+"))
+    assert pack.count("+") == 8  # 9 pairs, 36 networks: long enough to kill after epoch 2 of 8
+    pack = f"{pack}/r0-3"
     shutil.copytree(demo_run / "results" / "data", tmp_path / "results" / "data")  # keeps mtimes
     target = f"results/mislabel/populations/{pack}/metrics.parquet"
     args = [target, "--cores", "2", "--resources", "gpu=1"]
@@ -388,3 +403,55 @@ def test_a_killed_workflow_resumes_its_training_job_bit_for_bit(demo_run, run_sn
 @pytest.mark.slow
 def test_no_checkpoints_are_left_after_the_demo(demo_run):
     assert not (demo_run / "results" / "checkpoints").exists()
+
+
+@contextlib.contextmanager
+def touched(path: Path):
+    """``path`` looks just edited (newer than every output) inside the block; its times are restored after."""
+    stat = path.stat()
+    os.utime(path, None)
+    try:
+        yield
+    finally:
+        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
+TRAINING_RULES = {"train_population": 5, "train_zoo_model": 7, "adversarial_training": 6, "noise_train": 4,
+                  "visualize_train": 4}
+MISLABEL_REPORTS = {"collect_metrics": 1, "welch_table": 3, "information_table": 3, "t_heatmap": 3,
+                    "information_heatmap": 2, "accuracy_by_pair": 1, "class_dendrogram": 1}
+
+
+@pytest.mark.slow
+def test_a_change_reruns_exactly_the_jobs_that_depend_on_it(demo_run, run_snakemake):
+    """On the finished demo: a figure option, a statistics module, a training option and the
+    training engine each rerun what depends on them and nothing else (a dry run says which)."""
+
+    def planned(*args: str) -> dict[str, int]:
+        proc = run_snakemake(["-n", *args], directory=demo_run)
+        assert proc.returncode == 0, proc.stdout[-4000:]
+        counts = job_counts(proc.stdout)
+        counts.pop("total")
+        return counts
+
+    # a figure option reruns its figures (and the report's copy of the config), never a network
+    groups = 'mislabel={"class_groups": {"odd": ["1", "3", "5", "7", "9"]}}'
+    assert planned("--config", groups) == {"t_heatmap": 3, "information_heatmap": 2, "effective_config": 1, "all": 1}
+
+    # a statistics module reruns the mislabel study's tables and figures, no training
+    with touched(REPO / "src" / "nnprobe" / "studies" / "mislabel" / "statistics.py"):
+        assert planned() == {**MISLABEL_REPORTS, "all": 1}
+
+    # a training option of the populations retrains the populations and what reads them only
+    counts = planned("--config", 'train={"epochs": 9}')
+    assert counts["train_population"] == 5
+    assert not set(counts) & (set(TRAINING_RULES) - {"train_population"}), counts
+    assert counts.keys() >= MISLABEL_REPORTS.keys() | {"noise_probe_population", "visualize_features"}
+    assert not {r for r in counts if r.startswith(("attack", "cross_", "zoo_"))}, counts
+
+    # the training engine retrains every network of every study
+    with touched(REPO / "src" / "nnprobe" / "engines" / "training.py"):
+        counts = planned()
+    assert {rule: counts.get(rule) for rule in TRAINING_RULES} == TRAINING_RULES
+
+    assert "Nothing to be done" in run_snakemake(["-n"], directory=demo_run).stdout  # the demo is left as it was

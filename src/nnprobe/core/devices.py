@@ -9,18 +9,22 @@ threads, torch, CUDA and Lightning versions.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import functools
 import importlib.metadata
 import logging
 import os
+import tempfile
+import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import torch
 
 from .runtime import _wildcards, logged, set_threads
 
-__all__ = ["NoGPUError", "job_device", "runtime_summary", "Job", "network_job"]
+__all__ = ["NoGPUError", "job_device", "visible_gpus", "claim_gpu", "runtime_summary", "Job", "network_job"]
 
 
 class NoGPUError(RuntimeError):
@@ -33,15 +37,16 @@ def job_device(gpus: int = 0, *, allow_cpu: bool = False):
     ``gpus`` is the rule's ``resources: gpu`` (0 when the rule asks for none). With 0 the job
     runs on the CPU and CUDA is hidden from this process (``CUDA_VISIBLE_DEVICES=""`` before
     torch first looks for a GPU), so it never touches a GPU that another job reserved. With
-    ``gpus >= 1`` the job runs on the first visible GPU (a scheduler such as SLURM makes only
-    the job's own GPUs visible). If there is none, :class:`NoGPUError` says how to proceed,
+    ``gpus >= 1`` the job runs on a visible GPU that no other job of this machine holds
+    (:func:`claim_gpu`: on a node with N GPUs, N jobs run side by side, each on its own; under
+    SLURM only the job's own GPUs are visible). If there is none, :class:`NoGPUError` says how to proceed,
     unless ``allow_cpu`` (config key ``resources.allow_cpu``) lets the job fall back to the CPU.
     """
     if gpus <= 0:
         os.environ["CUDA_VISIBLE_DEVICES"] = ""
         return torch.device("cpu")
     if torch.cuda.is_available():
-        return torch.device("cuda", 0)
+        return torch.device("cuda", claim_gpu(visible_gpus()))
     if allow_cpu:
         logging.getLogger("nnprobe").warning("this job reserved %d GPU(s) but torch finds none: it runs on the CPU "
                                              "(resources.allow_cpu is true)", gpus)
@@ -52,6 +57,48 @@ def job_device(gpus: int = 0, *, allow_cpu: bool = False):
         f"{os.environ.get('CUDA_VISIBLE_DEVICES', '(unset)')!r}). Run it on a GPU node, set resources.train_gpu=0 "
         "to train on the CPU, or set resources.allow_cpu=true to fall back to the CPU when no GPU is found."
     )
+
+
+def visible_gpus() -> list[str]:
+    """An identity (the UUID) of every CUDA device this process sees, in torch's index order."""
+    return [str(getattr(torch.cuda.get_device_properties(i), "uuid", i)) for i in range(torch.cuda.device_count())]
+
+
+_HELD: list = []  # the lock files of the GPUs this process holds, open until it exits
+
+
+def claim_gpu(gpus: list[str], lock_dir: str | os.PathLike | None = None, wait_s: float = 3600.0) -> int:
+    """The index of a GPU in ``gpus`` (device identities) that no other process holds, now held by this one.
+
+    Every GPU has a lock file named by its identity in ``lock_dir`` (a folder of this machine's
+    temporary directory by default); a process holds a GPU while it keeps the file locked
+    (``flock``), and the operating system releases the lock when the process ends, however it
+    ends. Snakemake starts at most as many GPU jobs as the machine has GPUs
+    (``profiles/default``), so a free one is there; if not, the job waits for one, saying so.
+    The identity is the device's UUID, not its index, so two SLURM jobs that each see "GPU 0"
+    of different devices do not wait for each other.
+    """
+    if not gpus:
+        raise NoGPUError("claim_gpu needs at least one visible GPU")
+    folder = Path(lock_dir) if lock_dir is not None else Path(tempfile.gettempdir()) / "nnprobe-gpu-locks"
+    folder.mkdir(parents=True, exist_ok=True)
+    deadline, said = time.monotonic() + wait_s, False
+    while True:
+        for index, identity in enumerate(gpus):
+            stream = open(folder / f"{identity.replace('/', '_')}.lock", "a")
+            try:
+                fcntl.flock(stream, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                stream.close()
+                continue
+            _HELD.append(stream)
+            return index
+        if time.monotonic() > deadline:
+            raise NoGPUError(f"all {len(gpus)} GPUs of this machine are held by other jobs (locks in {folder})")
+        if not said:
+            logging.getLogger("nnprobe").warning("all %d GPUs are held by other jobs; waiting for one", len(gpus))
+            said = True
+        time.sleep(1.0)
 
 
 def runtime_summary(device, precision: str | None = None) -> str:

@@ -1,4 +1,4 @@
-"""Names of the things the workflow makes: class pairs, packs of pairs, zoo models.
+"""Names of the things the workflow makes: class pairs, packs of pairs, blocks of replicates, zoo models.
 
 Plain logic with no torch, imported by ``rules/common.smk`` to name wildcards and targets and by
 the package to parse them, so that the rules and the scripts cannot disagree about a name.
@@ -10,7 +10,17 @@ import itertools
 import re
 from collections.abc import Sequence
 
-__all__ = ["BASELINE", "mislabel_pairs", "pair_name", "parse_pair", "population_pairs", "pair_packs", "zoo_slug"]
+__all__ = [
+    "BASELINE",
+    "mislabel_pairs",
+    "pair_name",
+    "parse_pair",
+    "population_pairs",
+    "pair_packs",
+    "replicate_blocks",
+    "block_replicates",
+    "zoo_slug",
+]
 
 BASELINE = "none"
 """Name of the population trained without mislabelling."""
@@ -66,6 +76,29 @@ def pair_packs(pairs: Sequence[str], pairs_per_job: int) -> list[str]:
     if pairs_per_job < 1:
         raise ValueError(f"config key mislabel.pairs_per_job must be >= 1, got {pairs_per_job}")
     return ["+".join(pairs[i : i + pairs_per_job]) for i in range(0, len(pairs), pairs_per_job)]
+
+
+def replicate_blocks(replicates: int, per_job: int | None = None) -> list[str]:
+    """The replicates ``0 .. replicates - 1`` in consecutive blocks of ``per_job``, as wildcard values.
+
+    ``replicate_blocks(50, 10) == ["r0-9", "r10-19", "r20-29", "r30-39", "r40-49"]``; the last
+    block may be shorter. ``per_job=None`` keeps every replicate in one block. A replicate is
+    the same network in every block (its seeds depend on its pair and its index alone).
+    """
+    if replicates < 1:
+        raise ValueError(f"config key mislabel.replicates must be >= 1, got {replicates}")
+    per_job = replicates if per_job is None else per_job
+    if per_job < 1:
+        raise ValueError(f"config key mislabel.replicates_per_job must be >= 1, got {per_job}")
+    return [f"r{i}-{min(i + per_job, replicates) - 1}" for i in range(0, replicates, per_job)]
+
+
+def block_replicates(block: str) -> range:
+    """The replicate indices of a block name: ``block_replicates("r10-19") == range(10, 20)``."""
+    match = re.fullmatch(r"r(0|[1-9][0-9]*)-(0|[1-9][0-9]*)", block)
+    if not match or int(match.group(1)) > int(match.group(2)):
+        raise ValueError(f"a replicate block is 'rFIRST-LAST' with FIRST <= LAST, got {block!r}")
+    return range(int(match.group(1)), int(match.group(2)) + 1)
 
 
 def zoo_slug(name: str) -> str:

@@ -29,6 +29,7 @@ def logged(log_path: str | Path) -> Iterator[logging.Logger]:
         handler = logging.StreamHandler(stream)
         handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
         root = logging.getLogger()
+        level = root.level
         root.addHandler(handler)
         root.setLevel(logging.INFO)
         logger = logging.getLogger("nnprobe")
@@ -39,6 +40,7 @@ def logged(log_path: str | Path) -> Iterator[logging.Logger]:
             raise
         finally:
             root.removeHandler(handler)
+            root.setLevel(level)
 
 
 def set_threads(threads: int) -> None:

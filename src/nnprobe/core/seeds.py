@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import hashlib
 
-__all__ = ["derive_seed"]
+import numpy as np
+
+__all__ = ["derive_seed", "seeded_subset"]
 
 
 def derive_seed(*parts: object) -> int:
@@ -18,3 +20,15 @@ def derive_seed(*parts: object) -> int:
     text = "\x1f".join(str(p) for p in parts)
     digest = hashlib.sha256(text.encode("utf-8")).digest()
     return int.from_bytes(digest[:8], "little") & (2**63 - 1)
+
+
+def seeded_subset(n: int, count: int, seed: int) -> np.ndarray:
+    """The sorted indices of ``min(count, n)`` items drawn without replacement from ``range(n)``.
+
+    A random subset, not the first ones: datasets are often stored class by class (an image
+    folder is), and the first ``count`` images would then be of the first classes only.
+    """
+    if n < 1 or count < 1:
+        raise ValueError(f"n and count must be >= 1, got {n}, {count}")
+    rng = np.random.default_rng(int(seed))
+    return np.sort(rng.choice(int(n), size=min(int(count), int(n)), replace=False)).astype(np.int64)

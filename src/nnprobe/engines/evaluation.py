@@ -63,14 +63,15 @@ def predict(model: nn.Module, images: torch.Tensor, batch_size: int = 1024,
 
 def accuracy(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 1024,
              transform: Callable[[torch.Tensor], torch.Tensor] | None = None) -> float:
-    """Fraction of ``images`` classified as ``labels`` (optionally after ``transform`` of the [0, 1] batch)."""
+    """Fraction of ``images`` classified as ``labels`` (optionally after ``transform`` of the [0, 1] batch);
+    NaN for no images (an empty example set has no accuracy, not 0)."""
     if len(labels) == 0:
-        return 0.0
+        return float("nan")
     return float((predict(model, images, batch_size, transform) == labels.to(images.device)).double().mean())
 
 
 def error_rate(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, batch_size: int = 4096) -> float:
-    """Fraction of ``images`` that ``model`` does not classify as ``labels``."""
+    """Fraction of ``images`` that ``model`` does not classify as ``labels`` (NaN for no images)."""
     return 1.0 - accuracy(model, images, labels, batch_size)
 
 

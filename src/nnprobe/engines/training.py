@@ -44,8 +44,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..core.io import atomic_write, write_text
 from ..core.devices import runtime_summary
+from ..core.io import atomic_write, write_text
 from ..core.seeds import derive_seed
 
 __all__ = [

@@ -12,7 +12,7 @@ from torch import nn
 
 from .init import glorot_init_
 
-__all__ = ["KerasCNN", "keras_cnn", "max_pool_2x2"]
+__all__ = ["KerasCNN", "keras_cnn", "keras_cnn_min_size", "max_pool_2x2"]
 
 
 class KerasCNN(nn.Module):
@@ -22,31 +22,32 @@ class KerasCNN(nn.Module):
     ``padding=0`` is the Keras tutorial's 'valid' convolution (32x32 input: 30-15-13-6-4,
     so the flattened feature has 64*4*4 = 1024 values); ``padding=1`` is 'same', for inputs
     too small for three valid convolutions (8x8 digits: 8-4-4-2-2, 256 values).
+    ``input_size`` is the side of square images or ``(height, width)``.
     """
 
     def __init__(
         self,
         in_channels: int = 3,
         num_classes: int = 10,
-        input_size: int = 32,
+        input_size: int | tuple[int, int] = 32,
         padding: int = 0,
     ) -> None:
         super().__init__()
         if padding not in (0, 1):
             raise ValueError(f"padding must be 0 ('valid') or 1 ('same'), got {padding}")
-        size = input_size
-        size = (size - 2 + 2 * padding) // 2
-        size = (size - 2 + 2 * padding) // 2
-        size = size - 2 + 2 * padding
-        if size < 1:
+        height, width = (input_size, input_size) if isinstance(input_size, int) else tuple(input_size)
+        smallest = keras_cnn_min_size(padding)
+        if min(height, width) < smallest:
             raise ValueError(
-                f"input_size {input_size} is too small for three 3x3 'valid' convolutions; "
-                "use padding=1 ('same') for inputs smaller than 18 pixels"
+                f"images of {height}x{width} pixels are too small for the Keras CNN with "
+                f"{'valid' if padding == 0 else 'same'} padding: it needs at least {smallest}x{smallest}"
+                + (" (three 3x3 'valid' convolutions and two 2x2 poolings); use padding 'same' (config key "
+                   "model.padding) for smaller images" if padding == 0 else " (two 2x2 poolings)")
             )
         self.conv1 = nn.Conv2d(in_channels, 32, 3, padding=padding)
         self.conv2 = nn.Conv2d(32, 64, 3, padding=padding)
         self.conv3 = nn.Conv2d(64, 64, 3, padding=padding)
-        self.fc1 = nn.Linear(64 * size * size, 64)
+        self.fc1 = nn.Linear(64 * _feature_side(height, padding) * _feature_side(width, padding), 64)
         self.fc2 = nn.Linear(64, num_classes)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -129,10 +130,22 @@ def max_pool_2x2(x: torch.Tensor) -> torch.Tensor:
     return x.reshape(*lead, h // 2, 2, w // 2, 2).amax(dim=(-3, -1))
 
 
+def _feature_side(size: int, padding: int) -> int:
+    """The side of the last feature map for an input side ``size`` (conv, pool, conv, pool, conv)."""
+    size = (size - 2 + 2 * padding) // 2
+    size = (size - 2 + 2 * padding) // 2
+    return size - 2 + 2 * padding
+
+
+def keras_cnn_min_size(padding: int) -> int:
+    """The smallest image side the Keras CNN takes: 18 with 'valid' padding (0), 4 with 'same' (1)."""
+    return next(s for s in range(1, 64) if _feature_side(s, padding) >= 1)
+
+
 def keras_cnn(
     in_channels: int = 3,
     num_classes: int = 10,
-    input_size: int = 32,
+    input_size: int | tuple[int, int] = 32,
     padding: int = 0,
     generator: torch.Generator | None = None,
 ) -> KerasCNN:

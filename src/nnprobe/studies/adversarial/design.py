@@ -1,4 +1,4 @@
-"""The design of the adversarial study: the disjoint halves P1/P2 and the attacked images.
+"""The design of the adversarial study: the disjoint halves P1/P2 of the training set and pixels in [0, 1].
 
 Randomness comes from explicit seeds, so every rule that uses a split or a subset gets the
 same one.
@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-__all__ = ["p1_p2_split", "unit_pixels", "attacked_subset"]
+__all__ = ["p1_p2_split", "unit_pixels"]
 
 
 def p1_p2_split(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -36,15 +36,3 @@ def unit_pixels(images: np.ndarray, device: torch.device | str = "cpu") -> torch
         raise TypeError(f"images must be uint8 (a prepared split's), got {images.dtype}")
     # torch.tensor copies: prepared splits may be read-only arrays, which from_numpy warns about.
     return torch.tensor(images).to(device=device, dtype=torch.float32).div_(255.0)
-
-
-def attacked_subset(n: int, count: int, seed: int) -> np.ndarray:
-    """The sorted indices of ``min(count, n)`` images drawn without replacement from ``range(n)``.
-
-    Every model of a table is attacked on the same images, so that the rows of the
-    cross-model matrix differ only by the model that made them.
-    """
-    if n < 1 or count < 1:
-        raise ValueError(f"n and count must be >= 1, got {n}, {count}")
-    rng = np.random.default_rng(int(seed))
-    return np.sort(rng.choice(int(n), size=min(int(count), int(n)), replace=False)).astype(np.int64)

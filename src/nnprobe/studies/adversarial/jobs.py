@@ -10,25 +10,22 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
 from ...core.io import read_json, sha256_file, write_json, write_npz, write_tables
-from ...core.seeds import derive_seed
+from ...core.seeds import derive_seed, seeded_subset
 from ...core.splits import load_split
 from ...core.weights import save_weights
 from ...engines.evaluation import error_rate
 from ...engines.lbfgs import halving_c_grid, minimal_adversarial_any_target
 from ...engines.training import TrainOptions, fit, remove_checkpoints
 from ...models import load_model
-from .design import attacked_subset, p1_p2_split, unit_pixels
-from .figures import (
-    top_image_rows,
-)
-from .reports import load_examples
+from ...stats import at_chance
+from .design import p1_p2_split, unit_pixels
+from .tables import load_examples
 from .training import AdversarialPoolTask, train_zoo_model
 from .transfer import cross_model_table, cross_training_set_tables
 from .units import unit_image_rows
@@ -85,7 +82,12 @@ def train_zoo(train_path: str, test_path: str, outputs: Mapping[str, str], *, na
         "device": str(device),
         "seed": model_seed,
     }
+    metrics["at_chance"] = at_chance(1.0 - metrics["test_error"], len(train.classes))
     log.info("%s", metrics)
+    if metrics["at_chance"]:
+        log.warning("%s ended at chance (test error %.4f with %d classes); the config keys most likely at fault: "
+                    "adversarial.epochs, adversarial.lr, adversarial.batch_size", name, metrics["test_error"],
+                    len(train.classes))
     save_weights(outputs["weights"], model.state_dict(), architecture=zoo_architecture(model),
                  config={"model": name, "trainset": trainset, **dict(settings)}, seeds={"model": model_seed},
                  extra={"metrics": metrics})
@@ -97,7 +99,8 @@ def attack_zoo(weights: str, test_path: str, output: str, *, seed: int, attack: 
                device: torch.device) -> None:
     """Minimal adversarial examples of one model on the attacked test images, nearest wrong label kept."""
     test = load_split(test_path)
-    index = attacked_subset(len(test), attack["examples"], derive_seed(seed, "attacked_subset"))
+    # Every model is attacked on the same images, so that rows of the transfer tables differ by model only.
+    index = seeded_subset(len(test), attack["examples"], derive_seed(seed, "attacked_subset"))
     x = unit_pixels(test.images[index], device)
     y = torch.from_numpy(test.labels[index]).to(device)
     model, _ = load_model(weights, device)
@@ -204,9 +207,10 @@ def adversarial_training(train_path: str, test_path: str, output: str, *, regime
     remove_checkpoints(options)
 
 
-def unit_inspection(weights: str, test_path: str, stem: str, *, seed: int, units: Mapping[str, Any],
+def unit_inspection(weights: str, test_path: str, output: str, *, seed: int, units: Mapping[str, Any],
                     device: torch.device) -> None:
-    """The top test images of random hidden units and of random directions (Sec. 3)."""
+    """The top test images of random hidden units and of random directions (Sec. 3), as arrays
+    for the figure (rule units_figure)."""
     test = load_split(test_path)
     x = unit_pixels(test.images, device)
     model, _ = load_model(weights, device)
@@ -221,5 +225,6 @@ def unit_inspection(weights: str, test_path: str, stem: str, *, seed: int, units
                                    seed=derive_seed(seed, "unit_inspection"))
     title = (f"{units['model']}, hidden layer {units['layer']} ({acts.shape[1]} units): "
              f"top {units['top_k']} test images")
-    written = top_image_rows(rows, Path(stem), title)
-    log.info("units %s; wrote %s", chosen.tolist(), [str(p) for p in written])
+    write_npz({"names": np.array(list(rows)), "images": np.stack(list(rows.values())).astype(np.float32),
+               "title": np.array(title), "units": chosen}, output)
+    log.info("units %s", chosen.tolist())

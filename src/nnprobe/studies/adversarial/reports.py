@@ -17,11 +17,17 @@ from .figures import (
     distortion_distributions,
     error_by_regime,
     error_matrix_heatmap,
+    top_image_rows,
 )
-from .tables import adversarial_training_summary, examples_on_every_model, zoo_table
+from .tables import (
+    adversarial_training_summary,
+    examples_on_every_model,
+    load_examples,
+    zoo_table,
+)
 
 __all__ = ["zoo_summary", "adversarial_training_report", "error_matrix_figure", "distortion_figure", "example_grid",
-           "load_examples"]
+           "units_figure"]
 
 log = logging.getLogger("nnprobe.adversarial")
 
@@ -30,11 +36,6 @@ MATRIX_TITLES = {
     "cross_training_set": "Cross-training-set generalisation (models on P1 and P2): error (%)",
 }
 
-
-def load_examples(path: str) -> dict[str, np.ndarray]:
-    """The arrays of an attack's examples file (rule attack_zoo_model)."""
-    with np.load(path, allow_pickle=False) as npz:
-        return {key: npz[key] for key in npz.files}
 
 def zoo_summary(metrics: Sequence[str], examples: Sequence[str], stem: str) -> None:
     """Table 1's columns for every model of the zoo."""
@@ -90,3 +91,12 @@ def example_grid(names: Sequence[str], examples: Sequence[str], test_path: str, 
                           for i in pick]
     written = adversarial_example_grid(originals, adversarial, captions, Path(stem), magnify)
     log.info("wrote %s (test images %s)", [str(p) for p in written], loaded[0]["index"][pick].tolist())
+
+
+def units_figure(arrays: str, stem: str) -> None:
+    """The top images of hidden units and random directions (rule unit_inspection's arrays), one row each."""
+    with np.load(arrays, allow_pickle=False) as npz:
+        rows = {str(name): images for name, images in zip(npz["names"], npz["images"])}
+        title = str(npz["title"])
+    written = top_image_rows(rows, Path(stem), title)
+    log.info("wrote %s", [str(p) for p in written])

@@ -9,11 +9,19 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-__all__ = ["zoo_table", "adversarial_training_summary", "examples_on_every_model"]
+__all__ = ["load_examples", "zoo_table", "adversarial_training_summary", "examples_on_every_model"]
+
+
+def load_examples(path: str) -> dict[str, np.ndarray]:
+    """The arrays of an attack's examples file (rule attack_zoo_model): index, label, target,
+    success, distortion, c, adversarial, seconds."""
+    with np.load(path, allow_pickle=False) as npz:
+        return {key: npz[key] for key in npz.files}
 
 
 def zoo_table(metrics: Sequence[Mapping], examples: Sequence[Mapping[str, np.ndarray]]) -> pd.DataFrame:
-    """One row per model: training and test error, minimal distortion, attack counts and times.
+    """One row per model: training and test error, minimal distortion, attack counts and times, and
+    whether the network ended at chance (the flag of its training record).
 
     ``metrics[i]`` is model i's training record (model, train_error, test_error,
     train_seconds); ``examples[i]`` its attack (success, distortion, seconds). The mean and
@@ -24,17 +32,19 @@ def zoo_table(metrics: Sequence[Mapping], examples: Sequence[Mapping[str, np.nda
     rows = []
     for m, ex in zip(metrics, examples, strict=True):
         success, distortion = np.asarray(ex["success"]), np.asarray(ex["distortion"])
+        found = distortion[success]
         rows.append({
             "model": m["model"],
             "train_error": m["train_error"],
             "test_error": m["test_error"],
-            "mean_min_distortion": float(np.nanmean(distortion)) if success.any() else float("nan"),
-            "median_min_distortion": float(np.nanmedian(distortion)) if success.any() else float("nan"),
+            "mean_min_distortion": float(found.mean()) if found.size else float("nan"),
+            "median_min_distortion": float(np.median(found)) if found.size else float("nan"),
             "attacked": int(success.size),
             "already_wrong": int((distortion == 0).sum()),
             "failed": int((~success).sum()),
             "train_seconds": m["train_seconds"],
             "attack_seconds": float(ex["seconds"]),
+            "at_chance": bool(m.get("at_chance", False)),
         })
     return pd.DataFrame(rows)
 

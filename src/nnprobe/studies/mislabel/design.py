@@ -3,7 +3,7 @@
 For every unordered pair {a, b} of classes, R replicate networks are trained with a random
 half of a labelled b and half of b labelled a; the baseline "none" has clean labels. A
 member's initialisation, data order and labels depend only on (config seed, pair,
-replicate), never on how pairs are packed into training jobs.
+replicate), never on how pairs are packed or replicates blocked into training jobs.
 """
 
 from __future__ import annotations
@@ -50,19 +50,21 @@ def mislabel_members(
     labels: np.ndarray,
     num_classes: int,
     seed: int,
-    replicates: int,
+    replicates: int | Sequence[int],
     fraction: float = 0.5,
 ) -> list[Member]:
-    """The ``replicates`` members of every pair in ``pairs``, pair by pair.
+    """The members of every pair in ``pairs``, pair by pair: replicates ``0 .. replicates - 1``,
+    or the given replicate indices (a block).
 
     Member (pair, r) is seeded from ``(seed, "mislabel", pair, r, role)`` for its
     initialisation, its data order and its labels alone, so it is the same network whichever
-    pack of pairs it is trained in.
+    pack of pairs and whichever block of replicates it is trained in.
     """
+    indices = range(replicates) if isinstance(replicates, int) else [int(r) for r in replicates]
     members = []
     for pair in pairs:
         parsed = parse_pair(pair, num_classes)
-        for r in range(replicates):
+        for r in indices:
             members.append(
                 Member(
                     name=f"{pair}/r{r:03d}",

@@ -19,6 +19,7 @@ from ...plotting import (
     save_figure,
     symmetric_norm,
 )
+from ...stats import chance_threshold
 
 __all__ = ["t_heatmap", "information_heatmap", "accuracy_by_pair", "class_dendrogram"]
 
@@ -86,9 +87,10 @@ def t_heatmap(
     else:  # clean_vs_baseline: a control, C is not confused in either group
         cbar = f"Welch t (T accuracy higher in {gx} than {gy} models >0)"
         default_title = f"T's accuracy, {gx} vs {gy} models (control)"
+    title = _with_note(default_title if title is None else title, welch, m)
     fig = class_heatmap(
         m, names, order, spans, cmap="RdBu_r", norm=symmetric_norm(m), cbar_label=cbar,
-        title=default_title if title is None else title, marks=marks, mark_label="BH q < 0.05",
+        title=title, marks=marks, mark_label="BH q < 0.05",
         ylabel="target class T (accuracy on T's test images)", xlabel=_other_label(gx, gy),
     )
     return save_figure(fig, stem)
@@ -127,10 +129,20 @@ def information_heatmap(
     amax = np.nanmax(np.abs(m)) if np.isfinite(m).any() else 1.0
     fmt = ".2f" if amax >= 0.1 else ".3f"
     fig = class_heatmap(m, names, order, spans, cmap=cmap, norm=norm, cbar_label=label,
-                         title=title, annotate_fmt=fmt,
+                         title=_with_note(title, info, m), annotate_fmt=fmt,
                          ylabel="target class T (measured on T's test images)",
                          xlabel=_other_label(gx, gy))
     return save_figure(fig, stem)
+
+
+def _with_note(title: str, table: pd.DataFrame, m: np.ndarray) -> str:
+    """The title, with the reason when no cell has a value (a comparison undefined for this data)."""
+    off_diagonal = ~np.eye(len(m), dtype=bool)
+    if "note" in table.columns and not np.isfinite(m[off_diagonal]).any():
+        notes = [n for n in table["note"] if n]
+        if notes:
+            return f"{title}\n{notes[0]}"
+    return title
 
 
 def _model_accuracy(pmc: pd.DataFrame) -> pd.DataFrame:
@@ -160,7 +172,8 @@ def accuracy_by_pair(per_model_class: pd.DataFrame, stem: Path) -> list[Path]:
 
     One box (quartiles, whiskers 1.5 IQR) plus one point per replicate for each pair,
     pairs sorted by median accuracy; the baseline ("none") is drawn in orange with a
-    dashed line at its median. Overall accuracy weights classes by ``n_images``.
+    dashed line at its median. Networks at chance (:func:`nnprobe.stats.chance_threshold`) are
+    marked with red crosses. Overall accuracy weights classes by ``n_images``.
     """
     acc = _model_accuracy(per_model_class)
     names: dict[int, str] = {}
@@ -181,11 +194,20 @@ def accuracy_by_pair(per_model_class: pd.DataFrame, stem: Path) -> list[Path]:
         bp["boxes"][i].set(facecolor=mcolors.to_rgba(color, 0.25), edgecolor=color)
         ax.scatter(vals, i + 1 + rng.uniform(-0.15, 0.15, len(vals)), s=10, color=color,
                    alpha=0.8, zorder=3, linewidths=0)
+    k = per_model_class["class"].nunique()
+    chance = chance_threshold(k)
+    failed = acc["model_accuracy"] < chance
+    if failed.any():
+        rows = [pairs.index(p) + 1 for p in acc.loc[failed, "pair"]]
+        ax.scatter(acc.loc[failed, "model_accuracy"], rows, marker="x", s=40, color="red", zorder=4,
+                   label=f"at chance ({int(failed.sum())} networks: check train.lr, train.epochs)")
+        ax.axvline(chance, color="red", linestyle=":", linewidth=1, zorder=1)
     if "none" in pairs:
         i = pairs.index("none")
         ax.get_yticklabels()[i].set(color=BASELINE_COLOR, fontweight="bold")
         ax.axvline(med["none"], color=BASELINE_COLOR, linestyle="--", linewidth=1,
                    label="baseline median", zorder=1)
+    if failed.any() or "none" in pairs:
         ax.legend(loc="lower right", fontsize=8)
     ax.tick_params(axis="y", labelsize=8 if n > 20 else 9)
     ax.set_xlabel("overall test accuracy of a model (classes weighted by test images)")

@@ -26,6 +26,7 @@ from ...engines.population import (
 )
 from ...engines.training import OptimizerSpec, TrainOptions, fit, remove_checkpoints
 from ...models.keras_cnn import keras_cnn
+from ...stats import at_chance, chance_threshold
 from .design import mislabel_members
 from .tables import per_model_class_table
 
@@ -42,7 +43,7 @@ def train_population(
     pairs: Sequence[str],
     seed: int,
     num_classes: int,
-    replicates: int,
+    replicates: Sequence[int],
     fraction: float,
     padding: str,
     train: Mapping[str, Any],
@@ -50,12 +51,14 @@ def train_population(
     checkpoints: str,
     device: torch.device,
 ) -> None:
-    """Train and evaluate the population of a pack of pairs: ``outputs`` weights, metrics, history.
+    """Train and evaluate the population of a pack of pairs and a block of replicates: ``outputs``
+    weights, metrics, history.
 
-    Every member of every pair is trained together (one population); member (pair, r) has the
-    seeds, order and labels of its pair alone. The per-model table holds every member's test
+    Every member (pair, r) of the pack and block is trained together (one population) with the
+    seeds, order and labels of (pair, r) alone. The per-model table holds every member's test
     metrics per class.
     """
+    replicates = [int(r) for r in replicates]
     train_split, test_split = load_split(Path(train_path)), load_split(Path(test_path))
     if len(train_split.classes) != num_classes:
         raise ValueError(
@@ -66,11 +69,12 @@ def train_population(
     channels, height = train_split.images.shape[1], train_split.images.shape[2]
     mean, std = channel_stats(train_split.images)
     members = mislabel_members(pairs, train_split.labels, num_classes, seed, replicates, fraction)
+    width = train_split.images.shape[3]
     architecture = {"name": "keras_cnn", "in_channels": int(channels), "num_classes": num_classes,
-                    "input_size": int(height), "padding": {"valid": 0, "same": 1}[padding]}
+                    "input_size": [int(height), int(width)], "padding": {"valid": 0, "same": 1}[padding]}
 
     def make_model(generator: torch.Generator) -> torch.nn.Module:
-        return keras_cnn(channels, num_classes, height, architecture["padding"], generator)
+        return keras_cnn(channels, num_classes, (height, width), architecture["padding"], generator)
 
     population = init_population(make_model, [m.init_seed for m in members], layout=train["layout"])
     log.info("pairs %s: %d members, %d training images %s, mean %s std %s", "+".join(pairs), len(members),
@@ -81,11 +85,12 @@ def train_population(
         OptimizerSpec(train["optimizer"], lr=train["lr"], eps=train["eps"]),
         compile_mode=None if train["compile"] == "none" else train["compile"],
     )
-    settings = {"train": dict(train), "replicates": replicates, "fraction": fraction, "padding": padding}
+    settings = {"train": dict(train), "fraction": fraction, "padding": padding}
     options = TrainOptions.from_config(
         engine, checkpoint_dir=checkpoints, epochs=train["epochs"], device=device, precision=train["precision"],
-        history=Path(outputs["history"]), name=f"population {'+'.join(pairs)}",
-        fingerprint={"data": sha256_file(train_path), "seed": seed, "pairs": list(pairs), **settings},
+        history=Path(outputs["history"]), name=f"population {'+'.join(pairs)} r{replicates[0]}-{replicates[-1]}",
+        fingerprint={"data": sha256_file(train_path), "seed": seed, "pairs": list(pairs), "replicates": replicates,
+                     **settings},
     )
     started = time.perf_counter()
     fit(task, options)
@@ -98,14 +103,22 @@ def train_population(
     trained = task.trained()
     metrics = evaluate_population(trained, test_split.images, test_split.labels, mean, std, num_classes, device)
     table = per_model_class_table(
-        [pair for pair in pairs for _ in range(replicates)],
-        [r for _ in pairs for r in range(replicates)],
+        [pair for pair in pairs for _ in replicates],
+        [r for _ in pairs for r in replicates],
         [m.init_seed for m in members],
         test_split.classes,
         metrics,
     )
-    write_parquet(table, outputs["metrics"])
     overall = metrics["accuracy"] @ metrics["n_images"] / metrics["n_images"].sum()
+    chance = [at_chance(a, num_classes) for a in overall]
+    table["at_chance"] = np.repeat(chance, num_classes)
+    write_parquet(table, outputs["metrics"])
     log.info("test accuracy over members: mean %.4f, sd %.4f", overall.mean(), overall.std(ddof=1) if len(overall) > 1 else 0.0)
-    save_population(outputs["weights"], trained, members, architecture, config={**settings, "seed": seed})
+    if any(chance):
+        log.warning("%d of %d networks ended at chance (test accuracy below %.3f with %d classes): %s; the config keys "
+                    "most likely at fault: train.lr, train.epochs, train.batch_size (and model.padding for small images)",
+                    sum(chance), len(chance), chance_threshold(num_classes), num_classes,
+                    [m.name for m, c in zip(members, chance) if c][:10])
+    save_population(outputs["weights"], trained, members, architecture,
+                    config={**settings, "seed": seed, "replicates": replicates})
     remove_checkpoints(options)

@@ -42,6 +42,7 @@ def welch(table: str, stem: str, comparison: str) -> None:
     """Welch's t-tests of every (target, other) class for one comparison (Parquet, CSV, Markdown)."""
     result = welch_table(pd.read_parquet(table), comparison)
     write_tables(result, stem)
+    _say_undefined(result, comparison)
     log.info("%s: %d tests, %d with q < 0.05", comparison, len(result), int(result["significant"].sum()))
 
 
@@ -49,8 +50,17 @@ def information(table: str, stem: str, comparison: str) -> None:
     """Information about every target class gained or lost for one comparison, in bits."""
     result = information_table(pd.read_parquet(table), comparison)
     write_tables(result, stem)
+    _say_undefined(result, comparison)
     log.info("%s: %d ordered pairs, largest |delta log2-loss| %.4f bits", comparison, len(result),
              result["delta_logloss_bits"].abs().max())
+
+
+def _say_undefined(result: pd.DataFrame, comparison: str) -> None:
+    notes = result.loc[result["note"] != "", "note"]
+    if len(notes) == len(result):
+        log.warning("%s: every entry is undefined: %s", comparison, notes.iloc[0])
+    elif len(notes):
+        log.warning("%s: %d of %d entries are undefined, e.g. %s", comparison, len(notes), len(result), notes.iloc[0])
 
 
 def _order(table: str, class_groups: Mapping[str, Sequence[str]] | None):

@@ -26,12 +26,14 @@ import pandas as pd
 from scipy.cluster import hierarchy as _hier
 from scipy.spatial import distance as _dist
 
+from ...core.checks import undefined_comparisons
 from ...stats import benjamini_hochberg, check_distribution, holm, kl_bits, welch_test
 
 __all__ = [
     "COMPARISONS",
     "group_masks",
     "welch_table",
+    "undefined_note",
     "information_table",
     "class_names",
     "class_order",
@@ -158,7 +160,22 @@ def welch_table(
     out["q_bh"] = benjamini_hochberg(out["p"].to_numpy(float))
     out["p_holm"] = holm(out["p"].to_numpy(float))
     out["significant"] = (out["q_bh"] < 0.05).to_numpy(bool)
+    out["note"] = [undefined_note(comparison, len(classes), nx, ny, t)
+                   for nx, ny, t in zip(out["n_x"], out["n_y"], out["t"])]
     return out
+
+
+def undefined_note(comparison: str, num_classes: int, n_x: int, n_y: int, t: float = 0.0) -> str:
+    """Why a test of ``comparison`` is undefined ("" when it is not): an empty group for this
+    number of classes, fewer than 2 models in a group, or no variance in either group."""
+    gx, gy = _check_comparison(comparison)
+    if min(n_x, n_y) == 0 and comparison in undefined_comparisons(num_classes):
+        return undefined_comparisons(num_classes)[comparison]
+    if min(n_x, n_y) < 2:
+        return f"{gx} has {n_x} model(s) and {gy} {n_y}: a comparison needs 2 or more in each group"
+    if not np.isfinite(t):
+        return f"no variance in either group ({gx} and {gy} models agree exactly)"
+    return ""
 
 
 def information_table(table: pd.DataFrame, comparison: str = "confused_vs_clean") -> pd.DataFrame:
@@ -219,6 +236,7 @@ def information_table(table: pd.DataFrame, comparison: str = "confused_vs_clean"
                     kl_bits=kl_bits(px, py),
                     kl_counts_bits=kl_bits(cx / cx.sum(), cy / cy.sum()),
                 )
+            row["note"] = "" if len(x) and len(y) else undefined_note(comparison, len(classes), len(x), len(y))
             rows.append(row)
     return pd.DataFrame(rows)
 

@@ -27,6 +27,7 @@ from ...engines.population import load_population, member_network
 from ...engines.training import TrainOptions, fit, remove_checkpoints
 from ...models import count_parameters, load_model
 from ...models.resnet import resnet18_cifar
+from ...stats import at_chance, chance_threshold
 from .probes import probe_sets
 from .tables import (
     probe_tables,
@@ -84,7 +85,12 @@ def train_resnet(train_path: str, test_path: str, outputs: Mapping[str, str], *,
         "gpu": torch.cuda.get_device_name(device) if cuda else None,
         "parameters": count_parameters(model), "mean": [float(m) for m in mean], "std": [float(s) for s in std],
     }
+    metrics["at_chance"] = at_chance(metrics["test_accuracy"], len(output_names))
     log.info("test accuracy %.4f (with flip TTA %s), trained in %.1f s", metrics["test_accuracy"], tta, seconds)
+    if metrics["at_chance"]:
+        log.warning("this network ended at chance (test accuracy %.4f with %d classes, below %.3f); the config keys "
+                    "most likely at fault: noise.train.lr, noise.train.epochs, noise.train.batch_size",
+                    metrics["test_accuracy"], len(output_names), chance_threshold(len(output_names)))
     write_json(metrics, outputs["metrics"])
     architecture = {"name": "cifar_resnet", "blocks": [2, 2, 2, 2], "width": width,
                     "in_channels": int(images.shape[1]), "num_classes": len(output_names)}
@@ -137,21 +143,25 @@ def probe_resnet(train_path: str, test_path: str, weights: str, outputs: Mapping
                  metrics["classes"][row.bias_argmax])
 
 
-def probe_population(train_path: str, test_path: str, weights: str, outputs: Mapping[str, str], *, seed: int,
-                     probe: Mapping[str, Any], device: torch.device) -> None:
-    """Probe every baseline network (pair "none") of the mislabel study like the ResNets."""
+def probe_population(train_path: str, test_path: str, weights: Sequence[str], outputs: Mapping[str, str], *,
+                     seed: int, probe: Mapping[str, Any], device: torch.device) -> None:
+    """Probe every baseline network (pair "none") of the mislabel study, from every block of
+    them (``weights``), like the ResNets."""
     train, test = load_split(Path(train_path)), load_split(Path(test_path))
-    population, saved = load_population(weights)
-    members = saved.extra["members"]
-    baseline = [k for k, name in enumerate(members) if name.split("/")[0] == BASELINE]
-    if not baseline:
-        raise ValueError(f"{weights} holds no baseline (pair 'none') networks; its members are {members[:5]}...")
+    networks = []
+    for path in weights:
+        population, saved = load_population(path)
+        members = saved.extra["members"]
+        networks += [(name, population, saved.architecture, k) for k, name in enumerate(members)
+                     if name.split("/")[0] == BASELINE]
+    if not networks:
+        raise ValueError(f"{list(weights)} hold no baseline (pair 'none') networks")
     mean, std = channel_stats(train.images)  # as rule train_population normalised
     sets = _probe_sets(train.images, test.images, seed, probe)
     classes = list(test.classes)
     collected: list[list[pd.DataFrame]] = [[], [], []]
-    for k in baseline:
-        model = member_network(population, saved.architecture, k).to(device).eval()
+    for name, population, architecture, k in networks:
+        model = member_network(population, architecture, k).to(device).eval()
 
         def run(images, model=model):
             logits, features = embed(model.penultimate, model.fc2, images, mean, std, device)
@@ -162,10 +172,10 @@ def probe_population(train_path: str, test_path: str, weights: str, outputs: Map
                               {name: run(images) for name, images in sets.items()},
                               model.fc2.weight.detach().cpu().numpy(), model.fc2.bias.detach().cpu().numpy())
         for into, table in zip(collected, tables, strict=True):
-            table.insert(0, "model", members[k])
+            table.insert(0, "model", name)
             table.insert(0, "source", "keras_cnn")
             into.append(table)
         gaussian = tables[0].set_index("group")
-        log.info("%s: test accuracy %.4f; dominant class of each probe set %s", members[k],
+        log.info("%s: test accuracy %.4f; dominant class of each probe set %s", name,
                  (test_logits.argmax(1) == test.labels).mean(), gaussian.loc[list(sets), "dominant_name"].to_dict())
     _write_probe_tables([pd.concat(c, ignore_index=True) for c in collected], outputs)

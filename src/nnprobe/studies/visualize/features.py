@@ -38,19 +38,27 @@ KERAS_LAYERS = ("conv1", "conv2", "conv3", "fc1")
 
 
 def pick_images(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, count: int) -> torch.Tensor:
-    """Indices of the first correctly classified test image of classes 0, 1, ... (cycling; among the
-    first 2,000), at most ``count``; a class with no correct image left is skipped."""
-    images, labels = images[:2000], labels[:2000]
-    correct = predict(model, images) == labels
-    num_classes = int(labels.max()) + 1
-    picks: list[int] = []
-    used: set[int] = set()
-    for i in range(count):
-        c = i % num_classes
-        candidates = [j for j in torch.nonzero((labels == c) & correct).flatten().tolist() if j not in used]
-        if candidates:
-            picks.append(candidates[0])
-            used.add(candidates[0])
+    """Indices of the first correctly classified test image of classes 0, 1, ... (cycling), at most
+    ``count``; a class with no correct image left is skipped. A network that gets no image right
+    (one at chance) is shown on the first image of each class instead, with a warning."""
+
+    def first_of_each_class(allowed: torch.Tensor) -> list[int]:
+        num_classes = int(labels.max()) + 1
+        picks: list[int] = []
+        used: set[int] = set()
+        for i in range(count):
+            c = i % num_classes
+            candidates = [j for j in torch.nonzero((labels == c) & allowed).flatten().tolist() if j not in used]
+            if candidates:
+                picks.append(candidates[0])
+                used.add(candidates[0])
+        return picks
+
+    picks = first_of_each_class(predict(model, images) == labels)
+    if not picks and count > 0:
+        log.warning("the network classifies no test image correctly (it is at chance): caricatures and inversions "
+                    "start from the first test image of each class")
+        picks = first_of_each_class(torch.ones_like(labels, dtype=torch.bool))
     return torch.tensor(picks, dtype=torch.long, device=images.device)
 
 

@@ -31,9 +31,10 @@ def robustness_curves(metrics: pd.DataFrame, stem: Path, highlight: Sequence[str
         m = metrics[(metrics["model"] == model) & metrics["metric"].isin(["clean_accuracy", "robust_accuracy"])]
         m = m.sort_values("epsilon")
         params = int(m["parameters"].iloc[0])
+        chance = " — AT CHANCE: untrained" if "at_chance" in m and bool(m["at_chance"].iloc[0]) else ""
         ax.plot(m["epsilon"], m["value"], marker="o", color=f"C{i}",
                 linestyle="-" if model in highlight else "--", linewidth=2 if model in highlight else 1.2,
-                label=f"{model} ({params:,} parameters)")
+                label=f"{model} ({params:,} parameters){chance}")
     eps = sorted(metrics.loc[metrics["metric"] == "robust_accuracy", "epsilon"].unique())
     ax.set_xticks([0, *eps], ["clean", *[f"{e:g}" for e in eps]])
     ax.set_xlabel("PGD L∞ radius ε (in 1/255; step 2.5ε/steps, random start)")

@@ -18,7 +18,7 @@ import pandas as pd
 import torch
 
 from ...core.io import sha256_file, write_npz, write_parquet
-from ...core.seeds import derive_seed
+from ...core.seeds import derive_seed, seeded_subset
 from ...core.splits import channel_stats, load_split
 from ...core.weights import save_weights
 from ...engines.evaluation import accuracy, to_unit
@@ -26,6 +26,7 @@ from ...engines.pgd import PGD, robust_accuracy
 from ...engines.training import TrainOptions, fit, remove_checkpoints
 from ...models import count_parameters, load_model
 from ...models.topdown import Normalized, standard_cnn, topdown_net
+from ...stats import at_chance, chance_threshold
 from .backdoor import badnets_poison, trigger_region, trigger_success
 from .features import mislabel_baseline, visualize_features
 from .patterns import (
@@ -104,20 +105,28 @@ def train_network(train_path: str, test_path: str, outputs: Mapping[str, str], *
              "value": trigger_success(model, test_images, test_labels, target, backdoor["trigger_size"],
                                       backdoor["trigger_margin"]),
              "n_images": int((test_labels != target).sum())}]
-    attacked = adversarial["eval_images"] or len(test_labels)
+    attacked = torch.from_numpy(seeded_subset(len(test_labels), adversarial["eval_images"] or len(test_labels),
+                                              derive_seed(seed, "visualize_train", "pgd_images"))).to(device)
     for eps in adversarial["eval_epsilons"]:
-        value = robust_accuracy(model, test_images[:attacked], test_labels[:attacked],
+        value = robust_accuracy(model, test_images[attacked], test_labels[attacked],
                                 PGD.madry(eps / 255, adversarial["eval_steps"]),
                                 derive_seed(seed, "visualize_train", name, "pgd", eps))
         rows.append({"metric": "robust_accuracy", "epsilon": float(eps), "value": value,
-                     "n_images": min(attacked, len(test_labels))})
+                     "n_images": len(attacked)})
     eval_seconds = time.perf_counter() - started - train_seconds
-    metrics = pd.DataFrame(rows).assign(model=name, architecture=kind, parameters=count_parameters(model), train_seconds=train_seconds,
-                                        eval_seconds=eval_seconds)
+    chance = at_chance(rows[0]["value"], num_classes)
+    metrics = pd.DataFrame(rows).assign(model=name, architecture=kind, parameters=count_parameters(model),
+                                        train_seconds=train_seconds, eval_seconds=eval_seconds, at_chance=chance)
     write_parquet(metrics, outputs["metrics"])
     for row in rows:
         log.info("%s (eps %g/255): %.4f", row["metric"], row["epsilon"], row["value"])
     log.info("trained in %.1f s, evaluated in %.1f s", train_seconds, eval_seconds)
+    if chance:
+        keys = ["visualize.train.lr", "visualize.train.epochs", "visualize.train.batch_size"]
+        keys += ["visualize.adversarial.train_epsilon", "visualize.adversarial.train_steps"] if name == "adversarial" else []
+        log.warning("%s ended at chance (clean test accuracy %.4f with %d classes, below %.3f): its patterns and "
+                    "visualisations show an untrained network; the config keys most likely at fault: %s",
+                    name, rows[0]["value"], num_classes, chance_threshold(num_classes), ", ".join(keys))
     save_weights(outputs["weights"], model.state_dict(), architecture=architecture,
                  config={"network": name, "train": dict(train), "backdoor": dict(backdoor),
                          "adversarial": dict(adversarial), "classes": list(train_split.classes)},
@@ -141,7 +150,9 @@ def class_patterns_of(train_path: str, test_path: str, weights: str, outputs: Ma
         seen_images, seen_labels, poisoned = _poisoned(images, labels, backdoor, seed)
     canvas_index = choose_canvases(model, seen_images, seen_labels, num_classes)
     canvases = to_unit(seen_images[canvas_index])
-    clean = torch.nonzero(~poisoned).flatten()[: patterns["search_images"]]
+    pool = torch.nonzero(~poisoned).flatten()  # a seeded subset of the clean images, every class in it
+    clean = pool[torch.from_numpy(seeded_subset(len(pool), patterns["search_images"],
+                                                derive_seed(seed, "visualize_patterns", "search"))).to(device)]
     started = time.perf_counter()
     masks, history = class_patterns(
         model, canvases, images[clean], labels[clean], steps=patterns["steps"], lr=patterns["lr"], l1=patterns["l1"],

@@ -83,6 +83,10 @@ def class_patterns(
     theta = torch.zeros(k, 1, height, width, device=device, requires_grad=True)
     optimizer = torch.optim.Adam([theta], lr=lr)
     pools = [torch.nonzero(search_labels != c).flatten() for c in range(k)]
+    empty = [c for c, pool in enumerate(pools) if len(pool) == 0]
+    if empty:
+        raise ValueError(f"the search images hold no image of a class other than {empty} to paste the pattern on; "
+                         "search on more images (config key visualize.patterns.search_images)")
     target = torch.arange(k, device=device).repeat_interleave(batch_size)
     history = []
     requires = [p.requires_grad for p in model.parameters()]

@@ -13,10 +13,10 @@ __all__ = ["models_table", "class_pattern_table"]
 
 def models_table(metrics: pd.DataFrame) -> pd.DataFrame:
     """One row per network from the long per-network metrics (model, architecture, parameters,
-    train_seconds, metric, epsilon, value): clean accuracy, trigger success and one
+    train_seconds, at_chance when known, metric, epsilon, value): clean accuracy, trigger success and one
     ``robust_accuracy_eps{e}`` column per PGD radius, networks in their first-seen order."""
-    wide = metrics.pivot_table(index=["model", "architecture", "parameters", "train_seconds"],
-                               columns=["metric", "epsilon"], values="value").reset_index()
+    index = ["model", "architecture", "parameters", "train_seconds"] + (["at_chance"] if "at_chance" in metrics else [])
+    wide = metrics.pivot_table(index=index, columns=["metric", "epsilon"], values="value").reset_index()
     wide.columns = [c[0] if c[1] == "" else (c[0] if c[0] != "robust_accuracy" else f"robust_accuracy_eps{c[1]:g}")
                     for c in wide.columns]
     order = {name: i for i, name in enumerate(dict.fromkeys(metrics["model"]))}

@@ -1,0 +1,106 @@
+"""Own data through the workflow: a small image folder of 3 uneven classes of non-square colour
+images runs the mislabel and visualize studies end to end, says what 3 classes leave undefined,
+and flags networks that ended at chance; a config that names a class the data lacks fails when
+the data is checked, before any network trains."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+from PIL import Image
+
+from nnprobe.stats import chance_threshold
+
+REPO = Path(__file__).resolve().parents[2]
+CLASSES = ("ant", "bee", "cow")
+
+
+@pytest.fixture(scope="module")
+def image_folder(tmp_path_factory) -> Path:
+    """ROOT/{train,test}/CLASS/*.png: 20x24 RGB images, 30, 90 and 20 training images per class."""
+    root = tmp_path_factory.mktemp("own_data")
+    rng = np.random.default_rng(0)
+    for split, counts in (("train", (30, 90, 20)), ("test", (10, 10, 10))):
+        for k, (name, count) in enumerate(zip(CLASSES, counts)):
+            folder = root / split / name
+            folder.mkdir(parents=True)
+            for i in range(count):
+                image = rng.integers(0, 80, (20, 24, 3), dtype=np.uint8)
+                image[:, :, k] += 120  # each class a colour of its own: learnable in one epoch
+                Image.fromarray(image).save(folder / f"{i:03d}.png")
+    return root
+
+
+def config(tmp_path: Path, root: Path, class_groups: dict, lr: float) -> Path:
+    """demo.yaml with the image folder as dataset and small budgets (one file: nested keys replaced, not merged)."""
+    demo = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
+    demo["dataset"] = {"source": "image_folder", "root": str(root), "num_classes": 3}
+    demo["model"]["padding"] = "valid"
+    demo["train"].update(epochs=2, lr=lr)
+    demo["mislabel"].update(replicates=2, class_groups=class_groups)
+    demo["noise"]["binary_classes"] = ["ant", "bee"]
+    vis = demo["visualize"]
+    vis["feature_models"] = ["natural", "mislabel"]
+    vis["train"].update(epochs=1, lr=lr)
+    vis["adversarial"].update(eval_epsilons=[8], eval_images=10)
+    vis["patterns"].update(steps=5, search_images=30, batch_size=4)
+    vis["features"].update(seeds=1, steps=4, images=2, caricature_steps=2, inversion_steps=4)
+    path = tmp_path / "own.yaml"
+    path.write_text(yaml.safe_dump(demo))
+    return path
+
+
+@pytest.mark.slow
+def test_own_image_folder_runs_and_says_what_is_undefined_or_untrained(image_folder, run_snakemake, tmp_path):
+    own = config(tmp_path, image_folder, {"insects": ["ant", "bee"]}, lr=1e-12)  # lr: every network stays at chance
+    proc = run_snakemake(["mislabel", "visualize", "--cores", "2", "--resources", "gpu=1"], directory=tmp_path,
+                         configfiles=(own,), timeout=1200)
+    assert proc.returncode == 0, proc.stdout[-5000:]
+    results = tmp_path / "results"
+
+    # 3 classes: no pair holds neither T nor C, so confused_vs_clean is undefined, and says why
+    welch = pd.read_parquet(results / "mislabel" / "tables" / "welch_confused_vs_clean.parquet")
+    assert welch["t"].isna().all() and (welch["note"].str.contains("needs 4 classes or more")).all()
+    log = (results / "logs" / "mislabel" / "welch_table" / "confused_vs_clean.log").read_text()
+    assert "every entry is undefined" in log
+    defined = pd.read_parquet(results / "mislabel" / "tables" / "welch_confused_vs_baseline.parquet")
+    assert (defined["note"] == "").all()
+    check = (results / "logs" / "data" / "check_dataset" / "mislabel.log").read_text()
+    assert "confused_vs_clean is undefined with 3 classes" in check and "classes are uneven: 20 to 90" in check
+
+    # networks at chance (lr 1e-12: most stay there): flagged in the logs (with the keys to look at),
+    # the tables and the figures, exactly those below the threshold
+    table = pd.read_parquet(results / "mislabel" / "tables" / "per_model_class.parquet")
+    table["correct"] = table["accuracy"] * table["n_images"]
+    models = table.groupby(["pair", "replicate"]).agg(correct=("correct", "sum"), n=("n_images", "sum"),
+                                                       at_chance=("at_chance", "first"))
+    expected = models["correct"] / models["n"] < chance_threshold(3)
+    assert expected.any() and (models["at_chance"] == expected).all()
+    for log_file in sorted((results / "logs" / "mislabel" / "train_population").rglob("*.log")):
+        pairs = log_file.parent.name.split("+")
+        if models.loc[pairs, "at_chance"].any():
+            assert "ended at chance" in log_file.read_text() and "train.lr" in log_file.read_text(), log_file
+    networks = pd.read_parquet(results / "visualize" / "tables" / "models.parquet").set_index("model")
+    assert (networks["at_chance"] == (networks["clean_accuracy"] < chance_threshold(3))).all()
+    for name in networks.index[networks["at_chance"]]:
+        text = (results / "logs" / "visualize" / "visualize_train" / f"{name}.log").read_text()
+        assert "ended at chance" in text and "visualize.train.lr" in text, name
+    for figure in ("mislabel/figures/accuracy_by_pair.png", "visualize/figures/robustness.png",
+                   "visualize/figures/class_patterns.png", "mislabel/figures/t_heatmap_confused_vs_clean.png"):
+        assert (results / figure).stat().st_size > 5000, figure
+    assert not (results / "checkpoints").exists()
+
+
+@pytest.mark.slow
+def test_a_class_the_data_lacks_fails_before_any_network_trains(image_folder, run_snakemake, tmp_path):
+    own = config(tmp_path, image_folder, {"pets": ["cat", "dog"]}, lr=1e-3)
+    proc = run_snakemake(["mislabel", "--cores", "2", "--resources", "gpu=1"], directory=tmp_path,
+                         configfiles=(own,), timeout=600)
+    assert proc.returncode != 0
+    log = (tmp_path / "results" / "logs" / "data" / "check_dataset" / "mislabel.log").read_text()
+    assert "mislabel.class_groups names ['cat', 'dog']" in log and "['ant', 'bee', 'cow']" in log
+    assert not (tmp_path / "results" / "logs" / "mislabel" / "train_population").exists()
