@@ -2,6 +2,7 @@
 # examples -> transfer tables -> figures; adversarial training; unit inspection.
 rule prepare_adversarial_dataset:
     input:
+        raw=torchvision_raw_files(ADV["dataset"]),
         code=code("data/prepare_dataset.py"),
     output:
         train="results/adversarial/data/train.npz",

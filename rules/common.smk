@@ -12,6 +12,9 @@ from nnprobe.core.config import check_config
 from nnprobe.core.provenance import imported_package_files
 from nnprobe.core.naming import (
     BASELINE,
+    TORCHVISION_RAW_FILES,
+    download_root,
+    torchvision_raw_files,
     pair_packs,
     population_pairs,
     replicate_blocks,
@@ -65,6 +68,23 @@ wildcard_constraints:
     block="r(0|[1-9][0-9]*)-(0|[1-9][0-9]*)",
     comparison="|".join(COMPARISONS),
     value="|".join(INFORMATION_VALUES),
+
+
+# The folders torchvision datasets are downloaded into (the download rules' {root} wildcard).
+DOWNLOADS = {
+    download_root(d): d.get("download", True)
+    for d in (config["dataset"], config["adversarial"]["dataset"])
+    if d.get("source") == "torchvision"
+}
+
+
+wildcard_constraints:
+    root="|".join(re.escape(root) for root in DOWNLOADS) or "(?!)",
+
+
+def download_allowed(root):
+    """Whether the config lets torchvision download into ``root`` (dataset.download)."""
+    return DOWNLOADS[root]
 
 
 def dataset_params():

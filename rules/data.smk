@@ -1,5 +1,62 @@
+# Download as its own step: one rule per torchvision dataset, whose outputs are the raw files
+# torchvision downloads and checks (and, for MNIST, the project's md5 of the idx files). It runs
+# once per dataset even when two studies use it, is skipped when the files are already in place
+# (no code input: editing the package never downloads again), and offline fails naming the
+# sources that need no internet.
+rule download_cifar10:
+    output:
+        expand("{{root}}/{file}", file=TORCHVISION_RAW_FILES["cifar10"]),
+    log:
+        "results/logs/data/download_cifar10/{root}.log",
+    conda:
+        "../envs/torch.yaml"
+    resources:
+        mem_mb=lambda wildcards, attempt: 4000 * attempt,
+        runtime=lambda wildcards, attempt: 60 * attempt,
+    params:
+        name="cifar10",
+        download=lambda wildcards: download_allowed(wildcards.root),
+    script:
+        "../scripts/data/download_dataset.py"
+
+
+rule download_mnist:
+    output:
+        expand("{{root}}/{file}", file=TORCHVISION_RAW_FILES["mnist"]),
+    log:
+        "results/logs/data/download_mnist/{root}.log",
+    conda:
+        "../envs/torch.yaml"
+    resources:
+        mem_mb=lambda wildcards, attempt: 4000 * attempt,
+        runtime=lambda wildcards, attempt: 60 * attempt,
+    params:
+        name="mnist",
+        download=lambda wildcards: download_allowed(wildcards.root),
+    script:
+        "../scripts/data/download_dataset.py"
+
+
+rule download_fashion_mnist:
+    output:
+        expand("{{root}}/{file}", file=TORCHVISION_RAW_FILES["fashion_mnist"]),
+    log:
+        "results/logs/data/download_fashion_mnist/{root}.log",
+    conda:
+        "../envs/torch.yaml"
+    resources:
+        mem_mb=lambda wildcards, attempt: 4000 * attempt,
+        runtime=lambda wildcards, attempt: 60 * attempt,
+    params:
+        name="fashion_mnist",
+        download=lambda wildcards: download_allowed(wildcards.root),
+    script:
+        "../scripts/data/download_dataset.py"
+
+
 rule prepare_dataset:
     input:
+        raw=torchvision_raw_files(config["dataset"]),
         code=code("data/prepare_dataset.py"),
     output:
         train="results/data/train.npz",

@@ -20,6 +20,9 @@ __all__ = [
     "replicate_blocks",
     "block_replicates",
     "zoo_slug",
+    "TORCHVISION_RAW_FILES",
+    "torchvision_raw_files",
+    "download_root",
 ]
 
 BASELINE = "none"
@@ -99,6 +102,30 @@ def block_replicates(block: str) -> range:
     if not match or int(match.group(1)) > int(match.group(2)):
         raise ValueError(f"a replicate block is 'rFIRST-LAST' with FIRST <= LAST, got {block!r}")
     return range(int(match.group(1)), int(match.group(2)) + 1)
+
+
+_MNIST_RAW = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
+
+TORCHVISION_RAW_FILES: dict[str, list[str]] = {
+    "cifar10": [f"cifar-10-batches-py/{f}" for f in
+                ["data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5", "test_batch",
+                 "batches.meta"]],
+    "mnist": [f"MNIST/raw/{f}{gz}" for f in _MNIST_RAW for gz in ("", ".gz")],
+    "fashion_mnist": [f"FashionMNIST/raw/{f}{gz}" for f in _MNIST_RAW for gz in ("", ".gz")],
+}
+"""The files torchvision downloads (and checks) for each dataset, relative to its root folder."""
+
+
+def download_root(dataset: dict) -> str:
+    """The folder a ``dataset`` config section downloads into (``dataset.root``, else data/torchvision)."""
+    return str(dataset.get("root") or "data/torchvision").rstrip("/")
+
+
+def torchvision_raw_files(dataset: dict) -> list[str]:
+    """The raw files a ``dataset`` config section reads: torchvision's files under its root, else none."""
+    if dataset.get("source") != "torchvision":
+        return []
+    return [f"{download_root(dataset)}/{f}" for f in TORCHVISION_RAW_FILES[dataset["name"]]]
 
 
 def zoo_slug(name: str) -> str:

@@ -42,6 +42,7 @@ __all__ = [
     "load_dataset",
     "verify_checksums",
     "prepare_dataset",
+    "download_torchvision",
 ]
 
 log = logging.getLogger(__name__)
@@ -407,3 +408,31 @@ def prepare_dataset(dataset: Mapping[str, Any], train: str | Path, test: str | P
     save_split(splits["test"], Path(test))
     write_json(info, Path(manifest_path))
     log.info("wrote %s, %s, %s (%d input files hashed)", train, test, manifest_path, len(inputs))
+
+
+
+def download_torchvision(name: str, root: str | Path, download: bool = True) -> list[Path]:
+    """Download the official archives of ``name`` into ``root`` through torchvision and check them.
+
+    torchvision verifies the md5 of what it downloads; the MNIST idx files are also checked
+    against :data:`MNIST_RAW_MD5`. With ``download`` false nothing is fetched and missing files
+    are an error naming them. Offline, the error names the sources that need no internet.
+    Returns the files (:data:`nnprobe.core.naming.TORCHVISION_RAW_FILES`).
+    """
+    from .naming import TORCHVISION_RAW_FILES
+
+    if name not in TORCHVISION_RAW_FILES:
+        raise DatasetError(f"dataset.name must be one of {sorted(TORCHVISION_RAW_FILES)} for dataset.source=torchvision, "
+                           f"got {name!r}")
+    root = Path(root)
+    files = [root / f for f in TORCHVISION_RAW_FILES[name]]
+    missing = [f for f in files if not f.is_file()]
+    if missing and not download:
+        raise DatasetError(f"dataset.download is false and {len(missing)} file(s) of {name} are missing under {root}: "
+                           f"{[str(f) for f in missing[:4]]}; set dataset.download=true, or {_OFFLINE_HINT}")
+    splits, _ = load_torchvision(name, root, download=bool(missing))
+    log.info("%s: %s", name, ", ".join(f"{k} {v.images.shape}" for k, v in splits.items()))
+    still = [f for f in files if not f.is_file()]
+    if still:
+        raise DatasetError(f"torchvision did not leave the expected files of {name}: {[str(f) for f in still]}")
+    return files
