@@ -91,7 +91,15 @@ rule zoo_table:
         examples=expand("results/adversarial/examples/full/{zoo}.npz", zoo=ZOO_SLUGS),
         code=code("adversarial/zoo_table.py"),
     output:
-        multiext("results/adversarial/tables/zoo", *TABLE_EXTS),
+        parquet="results/adversarial/tables/zoo.parquet",
+        csv=report(
+            "results/adversarial/tables/zoo.csv",
+            caption="../report/table_zoo.rst",
+            category="Adversarial study",
+            subcategory="Tables",
+            labels={"table": "zoo (Table 1)"},
+        ),
+        md="results/adversarial/tables/zoo.md",
     log:
         "results/logs/adversarial/zoo_table.log",
     localrule: True
@@ -113,7 +121,15 @@ rule cross_model_table:
         test="results/adversarial/data/test.npz",
         code=code("adversarial/cross_model_table.py"),
     output:
-        multiext("results/adversarial/tables/cross_model", *TABLE_EXTS),
+        parquet="results/adversarial/tables/cross_model.parquet",
+        csv=report(
+            "results/adversarial/tables/cross_model.csv",
+            caption="../report/table_cross_model.rst",
+            category="Adversarial study",
+            subcategory="Tables",
+            labels={"table": "cross-model transfer"},
+        ),
+        md="results/adversarial/tables/cross_model.md",
     log:
         "results/logs/adversarial/cross_model_table.log",
     conda:
@@ -137,10 +153,24 @@ rule cross_training_set_tables:
         test="results/adversarial/data/test.npz",
         code=code("adversarial/cross_training_set_tables.py"),
     output:
-        models=multiext(
-            "results/adversarial/tables/cross_training_set_models", *TABLE_EXTS
+        models_parquet="results/adversarial/tables/cross_training_set_models.parquet",
+        models_csv=report(
+            "results/adversarial/tables/cross_training_set_models.csv",
+            caption="../report/table_cross_training_set.rst",
+            category="Adversarial study",
+            subcategory="Tables",
+            labels={"table": "P1/P2 models (Table 2)"},
         ),
-        matrix=multiext("results/adversarial/tables/cross_training_set", *TABLE_EXTS),
+        models_md="results/adversarial/tables/cross_training_set_models.md",
+        matrix_parquet="results/adversarial/tables/cross_training_set.parquet",
+        matrix_csv=report(
+            "results/adversarial/tables/cross_training_set.csv",
+            caption="../report/table_cross_training_set.rst",
+            category="Adversarial study",
+            subcategory="Tables",
+            labels={"table": "cross-training-set transfer"},
+        ),
+        matrix_md="results/adversarial/tables/cross_training_set.md",
     log:
         "results/logs/adversarial/cross_training_set_tables.log",
     conda:
@@ -281,7 +311,15 @@ rule adversarial_training_table:
         ),
         code=code("adversarial/adversarial_training_table.py"),
     output:
-        tables=multiext("results/adversarial/tables/adversarial_training", *TABLE_EXTS),
+        tables_parquet="results/adversarial/tables/adversarial_training.parquet",
+        tables_csv=report(
+            "results/adversarial/tables/adversarial_training.csv",
+            caption="../report/table_adversarial_training.rst",
+            category="Adversarial study",
+            subcategory="Tables",
+            labels={"table": "adversarial training"},
+        ),
+        tables_md="results/adversarial/tables/adversarial_training.md",
         pdf="results/adversarial/figures/adversarial_training.pdf",
         png=report(
             "results/adversarial/figures/adversarial_training.png",

@@ -62,7 +62,15 @@ rule welch_table:
         table="results/mislabel/tables/per_model_class.parquet",
         code=code("mislabel/welch_table.py"),
     output:
-        multiext("results/mislabel/tables/welch_{comparison}", *TABLE_EXTS),
+        parquet="results/mislabel/tables/welch_{comparison}.parquet",
+        csv=report(
+            "results/mislabel/tables/welch_{comparison}.csv",
+            caption="../report/table_welch.rst",
+            category="Mislabel study",
+            subcategory="Tables",
+            labels={"table": "Welch t", "comparison": "{comparison}"},
+        ),
+        md="results/mislabel/tables/welch_{comparison}.md",
     log:
         "results/logs/mislabel/welch_table/{comparison}.log",
     localrule: True
@@ -80,7 +88,15 @@ rule information_table:
         table="results/mislabel/tables/per_model_class.parquet",
         code=code("mislabel/information_table.py"),
     output:
-        multiext("results/mislabel/tables/information_{comparison}", *TABLE_EXTS),
+        parquet="results/mislabel/tables/information_{comparison}.parquet",
+        csv=report(
+            "results/mislabel/tables/information_{comparison}.csv",
+            caption="../report/table_information.rst",
+            category="Mislabel study",
+            subcategory="Tables",
+            labels={"table": "information (bits)", "comparison": "{comparison}"},
+        ),
+        md="results/mislabel/tables/information_{comparison}.md",
     log:
         "results/logs/mislabel/information_table/{comparison}.log",
     localrule: True

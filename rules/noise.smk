@@ -124,9 +124,18 @@ rule noise_tables:
     output:
         expand(
             "results/noise/tables/{name}{ext}",
-            name=NOISE_TABLES,
+            name=[n for n in NOISE_TABLES if n != "agreement"],
             ext=TABLE_EXTS,
         ),
+        agreement_parquet="results/noise/tables/agreement.parquet",
+        agreement_csv=report(
+            "results/noise/tables/agreement.csv",
+            caption="../report/table_noise_agreement.rst",
+            category="Noise study",
+            subcategory="Tables",
+            labels={"table": "agreement of the dominant class"},
+        ),
+        agreement_md="results/noise/tables/agreement.md",
     log:
         "results/logs/noise/noise_tables.log",
     localrule: True

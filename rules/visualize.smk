@@ -150,7 +150,15 @@ rule visualize_patterns_report:
         ),
         code=code("visualize/visualize_patterns_report.py"),
     output:
-        multiext("results/visualize/tables/class_patterns", *TABLE_EXTS),
+        parquet="results/visualize/tables/class_patterns.parquet",
+        csv=report(
+            "results/visualize/tables/class_patterns.csv",
+            caption="../report/table_class_patterns.rst",
+            category="Visualize study",
+            subcategory="Tables",
+            labels={"table": "class-wise patterns"},
+        ),
+        md="results/visualize/tables/class_patterns.md",
         pdf="results/visualize/figures/class_patterns.pdf",
         png=report(
             "results/visualize/figures/class_patterns.png",
@@ -178,7 +186,15 @@ rule visualize_models_report:
         ),
         code=code("visualize/visualize_models_report.py"),
     output:
-        multiext("results/visualize/tables/models", *TABLE_EXTS),
+        parquet="results/visualize/tables/models.parquet",
+        csv=report(
+            "results/visualize/tables/models.csv",
+            caption="../report/table_visualize_models.rst",
+            category="Visualize study",
+            subcategory="Tables",
+            labels={"table": "networks"},
+        ),
+        md="results/visualize/tables/models.md",
         pdf="results/visualize/figures/robustness.pdf",
         png=report(
             "results/visualize/figures/robustness.png",

@@ -7,5 +7,5 @@ from nnprobe.studies.adversarial.reports import adversarial_training_report
 
 smk = snakemake  # noqa: F821  (the object Snakemake hands every script)
 with report_job(smk):
-    adversarial_training_report(list(smk.input.results), Path(smk.output.tables[0]).with_suffix(""),
+    adversarial_training_report(list(smk.input.results), Path(smk.output.tables_parquet).with_suffix(""),
                                 Path(smk.output.pdf).with_suffix(""))

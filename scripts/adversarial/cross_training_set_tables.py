@@ -7,6 +7,6 @@ from nnprobe.studies.adversarial.jobs import cross_training_set
 
 smk = snakemake  # noqa: F821  (the object Snakemake hands every script)
 with network_job(smk) as job:
-    stems = [Path(smk.output.models[0]).with_suffix(""), Path(smk.output.matrix[0]).with_suffix("")]
+    stems = [Path(smk.output.models_parquet).with_suffix(""), Path(smk.output.matrix_parquet).with_suffix("")]
     cross_training_set(list(smk.input.weights), list(smk.input.metrics), list(smk.input.examples), smk.input.test,
                        stems, device=job.device, **smk.params)
