@@ -110,65 +110,11 @@ def mislabel_targets():
     return ["results/mislabel/tables/per_model_class.parquet", *tables, *figures]
 
 
-# What each study expects of its prepared data (rule check_dataset). The smallest image the
-# Keras CNN takes is nnprobe.models.keras_cnn.keras_cnn_min_size (tests/core/test_checks.py
-# holds the two equal); the top-down network starts at a quarter of the image.
-PADDING = config["model"]["padding"]
-BACKDOOR = config["visualize"]["backdoor"]
-DATA_EXPECTATIONS = {
-    "mislabel": {
-        "num_classes": {"key": "dataset.num_classes", "value": NUM_CLASSES},
-        "class_names": [
-            {
-                "key": "mislabel.class_groups",
-                "names": sorted(
-                    {n for g in config["mislabel"]["class_groups"].values() for n in g}
-                ),
-            }
-        ],
-        "min_side": [
-            {
-                "key": "model.padding",
-                "value": 18 if PADDING == "valid" else 4,
-                "why": f"the Keras CNN with {PADDING} padding",
-            }
-        ],
-    },
-    "noise": {
-        "class_names": [
-            {"key": "noise.binary_classes", "names": config["noise"]["binary_classes"]}
-        ],
-    },
-    "visualize": {
-        "class_index": [
-            {
-                "key": "visualize.backdoor.target_class",
-                "value": BACKDOOR["target_class"],
-            }
-        ],
-        "min_side": [
-            {
-                "key": "visualize.backdoor.trigger_size",
-                "value": BACKDOOR["trigger_size"] + BACKDOOR["trigger_margin"],
-                "why": "the BadNets trigger (trigger_size + trigger_margin)",
-            },
-            {"key": "visualize", "value": 4, "why": "the top-down network"},
-        ],
-    },
-    "adversarial": {
-        "num_classes": {
-            "key": "adversarial.dataset.num_classes",
-            "value": config["adversarial"]["dataset"]["num_classes"],
-        },
-    },
-}
-
-
 # --------------------------------------------------------------------------- adversarial study
 ADV = config["adversarial"]
 
 
-# The cross-training-set models of Table 2: (zoo name, training set).
+# The cross-training-set models of Table 3: (zoo name, training set).
 CROSS_TRAINING_SET = [
     ("FC100-100-10", "p1"),
     ("FC123-456-10", "p1"),
@@ -179,6 +125,16 @@ ZOO_SLUGS = [zoo_slug(n) for n in ADV["models"]]
 CTS_FILES = [f"{trainset}/{zoo_slug(n)}" for n, trainset in CROSS_TRAINING_SET]
 REGIMES = ["weight_decay", "dropout", "adversarial_pool"]
 ADV_TABLES = ["zoo", "cross_model", "cross_training_set_models", "cross_training_set"]
+
+
+def attacked_split(trainset):
+    """The images a model is attacked on: Table 1 measures the distortion "to reach 0% accuracy
+    on the training set" (the zoo, trained on all of it); the P1/P2 models of Tables 3-4 are
+    attacked on test images, which none of them saw."""
+    split = "train" if trainset == "full" else "test"
+    return f"results/adversarial/data/{split}.npz"
+
+
 if ADV["units"]["model"] not in ADV["models"]:
     raise ValueError(
         f"config key adversarial.units.model: {ADV['units']['model']!r} is not one of "

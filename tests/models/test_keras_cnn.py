@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import math
-from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
 
+from nnprobe.core.checks import KERAS_CNN_MIN_SIDE
 from nnprobe.models import count_parameters
 from nnprobe.models.init import glorot_init_
 from nnprobe.models.keras_cnn import KerasCNN, keras_cnn, keras_cnn_min_size
@@ -105,11 +105,10 @@ def test_images_need_not_be_square(size, padding):
         keras_cnn(3, 7, (3, 9), padding=1)
 
 
-def test_smallest_side_is_what_the_rules_check():
-    """rules/common.smk checks the data against these two numbers (DATA_EXPECTATIONS)."""
-    assert keras_cnn_min_size(0) == 18 and keras_cnn_min_size(1) == 4
-    rules = (Path(__file__).resolve().parents[2] / "rules" / "common.smk").read_text()
-    assert '"value": 18 if PADDING == "valid" else 4' in rules
+def test_smallest_side_is_what_the_data_check_expects():
+    """nnprobe.core.checks (torch-free) checks the data against these two numbers."""
+    assert keras_cnn_min_size(0) == KERAS_CNN_MIN_SIDE["valid"] == 18
+    assert keras_cnn_min_size(1) == KERAS_CNN_MIN_SIDE["same"] == 4
 
 
 def test_smallest_valid_input_and_bad_padding():

@@ -170,7 +170,7 @@ def test_class_order_groups():
     assert order == [3, 2, 1, 0, 4]
     assert spans == [("animals", 0, 2), ("vehicles", 2, 3)]
     assert ms.class_order(classes, None) == ([0, 1, 2, 3, 4], [])
-    with pytest.raises(ValueError, match=r"unknown classes \['horse'\].*'frog'"):
+    with pytest.raises(ValueError, match=r"mislabel.class_groups\) name \['horse'\], which are not classes.*'frog'"):
         ms.class_order(classes, {"animals": ["horse", "cat"]})
     with pytest.raises(ValueError, match="twice"):
         ms.class_order(classes, {"a": ["cat"], "b": ["cat"]})

@@ -35,14 +35,14 @@ def image_folder(tmp_path_factory) -> Path:
     return root
 
 
-def config(tmp_path: Path, root: Path, class_groups: dict, lr: float) -> Path:
+def config(tmp_path: Path, root: Path, class_groups: dict, lr: float, binary_classes=("ant", "bee")) -> Path:
     """demo.yaml with the image folder as dataset and small budgets (one file: nested keys replaced, not merged)."""
     demo = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
     demo["dataset"] = {"source": "image_folder", "root": str(root), "num_classes": 3}
     demo["model"]["padding"] = "valid"
     demo["train"].update(epochs=2, lr=lr)
     demo["mislabel"].update(replicates=2, class_groups=class_groups)
-    demo["noise"]["binary_classes"] = ["ant", "bee"]
+    demo["noise"]["binary_classes"] = list(binary_classes)
     vis = demo["visualize"]
     vis["feature_models"] = ["natural", "mislabel"]
     vis["train"].update(epochs=1, lr=lr)
@@ -97,10 +97,10 @@ def test_own_image_folder_runs_and_says_what_is_undefined_or_untrained(image_fol
 
 @pytest.mark.slow
 def test_a_class_the_data_lacks_fails_before_any_network_trains(image_folder, run_snakemake, tmp_path):
-    own = config(tmp_path, image_folder, {"pets": ["cat", "dog"]}, lr=1e-3)
-    proc = run_snakemake(["mislabel", "--cores", "2", "--resources", "gpu=1"], directory=tmp_path,
+    own = config(tmp_path, image_folder, {}, lr=1e-3, binary_classes=("cat", "dog"))
+    proc = run_snakemake(["noise", "--cores", "2", "--resources", "gpu=1"], directory=tmp_path,
                          configfiles=(own,), timeout=600)
     assert proc.returncode != 0
-    log = (tmp_path / "results" / "logs" / "data" / "check_dataset" / "mislabel.log").read_text()
-    assert "mislabel.class_groups names ['cat', 'dog']" in log and "['ant', 'bee', 'cow']" in log
-    assert not (tmp_path / "results" / "logs" / "mislabel" / "train_population").exists()
+    log = (tmp_path / "results" / "logs" / "data" / "check_dataset" / "noise.log").read_text()
+    assert "noise.binary_classes names ['cat', 'dog']" in log and "['ant', 'bee', 'cow']" in log
+    assert not (tmp_path / "results" / "logs" / "noise" / "noise_train").exists()

@@ -438,6 +438,11 @@ def test_a_change_reruns_exactly_the_jobs_that_depend_on_it(demo_run, run_snakem
     groups = 'mislabel={"class_groups": {"odd": ["1", "3", "5", "7", "9"]}}'
     assert planned("--config", groups) == {"t_heatmap": 3, "information_heatmap": 2, "effective_config": 1, "all": 1}
 
+    # a key the data check reads that training also uses retrains, in the same run: the check does not
+    # rerun, which would hide the jobs after it from Snakemake (rules/data.smk)
+    counts = planned("--config", 'model={"padding": "valid"}')
+    assert counts["train_population"] == 5 and "check_dataset" not in counts, counts
+
     # a statistics module reruns the mislabel study's tables and figures, no training
     with touched(REPO / "src" / "nnprobe" / "studies" / "mislabel" / "statistics.py"):
         assert planned() == {**MISLABEL_REPORTS, "all": 1}

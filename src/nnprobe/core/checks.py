@@ -13,11 +13,51 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-__all__ = ["DataConfigError", "dataset_problems", "dataset_notes", "undefined_comparisons"]
+__all__ = [
+    "KERAS_CNN_MIN_SIDE",
+    "DataConfigError",
+    "data_expectations",
+    "dataset_notes",
+    "dataset_problems",
+    "undefined_comparisons",
+]
 
 
 class DataConfigError(ValueError):
     """The prepared data does not fit the configuration."""
+
+
+#: The smallest image side the Keras CNN takes, by padding (tests/models/test_keras_cnn.py holds these
+#: equal to nnprobe.models.keras_cnn.keras_cnn_min_size: this module imports no torch).
+KERAS_CNN_MIN_SIDE = {"valid": 18, "same": 4}
+
+
+def data_expectations(config: Mapping[str, Any], study: str) -> dict[str, Any]:
+    """What ``study``'s part of the workflow ``config`` expects of its prepared data (for
+    :func:`dataset_problems`): class counts, class names, class indices, smallest image sides.
+
+    The mislabel study's class groups are a figure option, checked by the figures
+    (:func:`nnprobe.studies.mislabel.statistics.class_order`), not here: a changed figure option
+    must not re-run this check, which every network of the study waits for.
+    """
+    if study == "mislabel":
+        padding = config["model"]["padding"]
+        return {"num_classes": {"key": "dataset.num_classes", "value": config["dataset"]["num_classes"]},
+                "min_side": [{"key": "model.padding", "value": KERAS_CNN_MIN_SIDE[padding],
+                              "why": f"the Keras CNN with {padding} padding"}]}
+    if study == "noise":
+        return {"class_names": [{"key": "noise.binary_classes", "names": list(config["noise"]["binary_classes"])}]}
+    if study == "visualize":
+        backdoor = config["visualize"]["backdoor"]
+        return {"class_index": [{"key": "visualize.backdoor.target_class", "value": backdoor["target_class"]}],
+                "min_side": [{"key": "visualize.backdoor.trigger_size",
+                              "value": backdoor["trigger_size"] + backdoor["trigger_margin"],
+                              "why": "the BadNets trigger (trigger_size + trigger_margin)"},
+                             {"key": "visualize", "value": 4, "why": "the top-down network"}]}
+    if study == "adversarial":
+        return {"num_classes": {"key": "adversarial.dataset.num_classes",
+                                "value": config["adversarial"]["dataset"]["num_classes"]}}
+    raise ValueError(f"study must be mislabel, noise, visualize or adversarial, got {study!r}")
 
 
 def dataset_problems(manifest: Mapping[str, Any], expected: Mapping[str, Any]) -> list[str]:
@@ -29,7 +69,7 @@ def dataset_problems(manifest: Mapping[str, Any], expected: Mapping[str, Any]) -
     "value", "why"}``: the images' height and width must be at least ``value``).
     """
     classes = list(manifest["classes"])
-    channels, height, width = manifest["splits"]["train"]["shape"]
+    _, height, width = manifest["splits"]["train"]["shape"]
     problems = []
     count = expected.get("num_classes")
     if count is not None and count["value"] != len(classes):

@@ -260,7 +260,8 @@ def class_order(
         return list(range(len(names))), []
     unknown = [str(n) for g in groups.values() for n in g if str(n) not in index]
     if unknown:
-        raise ValueError(f"class groups name unknown classes {unknown}; known classes are {names}")
+        raise ValueError(f"class groups (config key mislabel.class_groups) name {unknown}, which are not classes of "
+                         f"the data; its classes are {names}: fix the groups (only the figures use them)")
     order: list[int] = []
     spans: list[tuple[str, int, int]] = []
     for g, members in groups.items():
