@@ -1,7 +1,7 @@
 """The package's layering, checked on its source (../shared/DESIGN.md, "the house in layers").
 
 Imports run one way: studies -> engines -> models -> core; stats and plotting are leaves that
-use core only; no study imports another; no module is much over 500 lines; only the training
+use core only; the evidence command sits on top of the studies; no study imports another; no module is much over 500 lines; only the training
 engine runs backward passes on a network's parameters (two input-space optimisations run
 backward on images and masks, with the network frozen); ``core.naming`` and ``core.config``,
 which ``rules/common.smk`` imports wherever Snakemake runs, and the report jobs import no torch.
@@ -21,7 +21,7 @@ SRC = Path(__file__).resolve().parents[1] / "src" / "nnprobe"
 MODULES = sorted(p for p in SRC.rglob("*.py"))
 
 #: Layer of every top-level part of the package, and the layers each may import.
-LAYER = {"core": 0, "models": 1, "engines": 2, "studies": 3, "stats": 1, "plotting": 1}
+LAYER = {"core": 0, "models": 1, "engines": 2, "studies": 3, "stats": 1, "plotting": 1, "evidence": 4}
 MAY_IMPORT = {
     "core": {"core"},
     "models": {"core", "models"},
@@ -29,6 +29,7 @@ MAY_IMPORT = {
     "studies": {"core", "models", "engines", "stats", "plotting", "studies"},
     "stats": set(),
     "plotting": {"core"},
+    "evidence": {"core", "studies"},  # rebuilds a study's tables from committed evidence, on a CPU
 }
 #: Files besides the engine that call backward, each optimising inputs of a frozen network.
 INPUT_SPACE = {"engines/features.py", "studies/visualize/patterns.py"}
@@ -81,7 +82,7 @@ def test_only_the_engine_trains_networks():
 @pytest.mark.parametrize("module", ["nnprobe.core.naming", "nnprobe.core.config", "nnprobe.core.runtime",
                                     "nnprobe.stats", "nnprobe.plotting", "nnprobe.studies.mislabel.reports",
                                     "nnprobe.studies.adversarial.reports", "nnprobe.studies.noise.reports",
-                                    "nnprobe.studies.visualize.reports"])
+                                    "nnprobe.studies.visualize.reports", "nnprobe.evidence"])
 def test_torch_free_modules_import_no_torch(module):
     code = f"import sys, {module}; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout

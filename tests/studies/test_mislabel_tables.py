@@ -70,15 +70,27 @@ def two_class_table(pairs: list[str], replicates: list[int], seed: int) -> pd.Da
     return per_model_class_table(pairs, replicates, list(range(k)), ["a", "b"], metrics)
 
 
-def test_combine_tables_concatenates_in_order():
+def test_combine_tables_orders_rows_whatever_the_order_of_the_tables():
     first = two_class_table(["none", "none"], [0, 1], seed=0)
     second = two_class_table(["0-1"], [0], seed=1)
     third = two_class_table(["0-1", "none"], [1, 2], seed=2)  # same pair or same replicate: other networks
     combined = combine_tables([first, second, third])
-    pd.testing.assert_frame_equal(combined, pd.concat([first, second, third], ignore_index=True))
     assert combined.index.tolist() == list(range(10))
-    assert list(zip(combined["pair"], combined["replicate"]))[::2] == [("none", 0), ("none", 1), ("0-1", 0),
-                                                                       ("0-1", 1), ("none", 2)]
+    assert list(zip(combined["pair"], combined["replicate"]))[::2] == [("none", 0), ("none", 1), ("none", 2),
+                                                                       ("0-1", 0), ("0-1", 1)]
+    assert combined["class"].tolist() == [0, 1] * 5
+    for order in ([third, first, second], [second, third, first]):
+        pd.testing.assert_frame_equal(combine_tables(order), combined, check_exact=True)
+    rows = pd.concat([first, second, third], ignore_index=True)
+    key = ["pair", "replicate", "class"]
+    pd.testing.assert_frame_equal(combined.sort_values(key, ignore_index=True), rows.sort_values(key, ignore_index=True))
+
+
+def test_combine_tables_orders_pairs_by_class_numbers():
+    # pairs of a 12-class study, set by hand on two-class tables: only the order is checked
+    tables = [two_class_table(["0-1"], [0], seed=i).assign(pair=pair) for i, pair in
+              enumerate(["10-11", "2-10", "none", "2-3"])]
+    assert combine_tables(tables)["pair"].unique().tolist() == ["none", "2-3", "2-10", "10-11"]
 
 
 def test_combine_tables_refuses_a_network_trained_twice():

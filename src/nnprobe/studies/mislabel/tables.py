@@ -9,7 +9,7 @@ import pandas as pd
 
 from ...core.naming import parse_pair
 
-__all__ = ["per_model_class_table", "combine_tables"]
+__all__ = ["combine_tables", "per_model_class_table"]
 
 
 def per_model_class_table(
@@ -54,11 +54,13 @@ def per_model_class_table(
 
 
 def combine_tables(tables: Sequence[pd.DataFrame]) -> pd.DataFrame:
-    """The per-model tables of several training jobs as one (in the given order), refusing a
-    network that appears twice.
+    """The per-model tables of several training jobs as one, refusing a network that appears twice.
 
     A network is a (pair, replicate); two jobs that trained the same one (overlapping packs,
-    or evidence from two runs) would weigh it twice in every test.
+    or evidence from two runs) would weigh it twice in every test. Rows come in one canonical
+    order (baseline first, then pairs as class numbers, replicate, class) whatever the order of
+    the tables, so that packing, blocking or the order of evidence folders cannot change a bit
+    of the statistics (sums of floats depend on their order).
     """
     frame = pd.concat(list(tables), ignore_index=True)
     rows_per_model = frame.groupby(["pair", "replicate"]).size()
@@ -67,4 +69,9 @@ def combine_tables(tables: Sequence[pd.DataFrame]) -> pd.DataFrame:
         shown = [f"{p}/r{r}" for p, r in twice.index[:5]]
         raise ValueError(f"{len(twice)} network(s) appear in more than one table, e.g. {shown}; "
                          "each (pair, replicate) must be trained by exactly one job")
-    return frame
+    pair_order = {pair: (-1, -1) if pair == "none" else tuple(int(c) for c in pair.split("-"))
+                  for pair in frame["pair"].unique()}
+    ranked = sorted(pair_order, key=pair_order.__getitem__)
+    frame = frame.assign(_pair_rank=frame["pair"].map({pair: i for i, pair in enumerate(ranked)}))
+    frame = frame.sort_values(["_pair_rank", "replicate", "class"], kind="stable", ignore_index=True)
+    return frame.drop(columns="_pair_rank")

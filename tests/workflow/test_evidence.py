@@ -1,0 +1,95 @@
+"""Evidence folders from the demo, and the mislabel study rebuilt from them on the CPU.
+
+The demo's per-model tables are split into two folders as if two GPU windows had trained half the
+replicate blocks each; the rebuild from both (in either order) must give the workflow's tables
+bit for bit, and must refuse a network present twice or folders of different experiments.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+
+import pandas as pd
+import pytest
+import yaml
+
+from nnprobe.evidence import rebuild, write_evidence
+
+pytestmark = pytest.mark.slow
+
+TABLES = [f"{kind}_{comparison}" for kind in ("welch", "information")
+          for comparison in ("confused_vs_clean", "confused_vs_baseline", "clean_vs_baseline")]
+
+
+@pytest.fixture(scope="module")
+def evidence(demo_run, tmp_path_factory):
+    out = tmp_path_factory.mktemp("evidence") / "2026-12-01-mislabel-demo"
+    return write_evidence("mislabel", demo_run, out, command="make demo", wall_seconds=12.5,
+                          notes="The demo on the embedded digits.")
+
+
+def split(evidence, folder, names):
+    """A copy of ``evidence`` that holds only the per-model tables ``names``."""
+    (folder / "per_model").mkdir(parents=True)
+    shutil.copyfile(evidence / "config.yaml", folder / "config.yaml")
+    for name in names:
+        shutil.copyfile(evidence / "per_model" / name, folder / "per_model" / name)
+    return folder
+
+
+def test_evidence_folder_holds_what_the_run_shows(evidence, demo_run):
+    readme = (evidence / "README.md").read_text()
+    for expected in ("command: `make demo`", "commit: ", "device: CPU", "wall time of the run: 12.5 s",
+                     "The demo on the embedded digits.", "## Job times", "mislabel/train_population/none/r0-3"):
+        assert expected in readme
+    jobs = sorted(p.name for p in (evidence / "per_model").iterdir())
+    trained = sorted(demo_run.glob("results/mislabel/populations/*/*/metrics.parquet"))
+    assert len(jobs) == len(trained) and "none__r0-3.parquet" in jobs
+    assert sorted(p.stem for p in (evidence / "tables").glob("*.md")) == sorted(TABLES)
+    assert len(list((evidence / "figures").glob("*.png"))) == 4
+    assert yaml.safe_load((evidence / "config.yaml").read_text())["mislabel"]["replicates"] == 4
+    size = sum(p.stat().st_size for p in evidence.rglob("*") if p.is_file())
+    assert size < 5e6, f"an evidence folder should stay under ~5 MB, this one is {size / 1e6:.1f} MB"
+
+
+def test_rebuild_from_two_folders_gives_the_workflows_tables(evidence, demo_run, tmp_path):
+    jobs = sorted(p.name for p in (evidence / "per_model").iterdir())
+    first = split(evidence, tmp_path / "first", jobs[::2])
+    second = split(evidence, tmp_path / "second", jobs[1::2])
+    out = rebuild("mislabel", [second, first], tmp_path / "rebuilt")
+    tables = demo_run / "results" / "mislabel" / "tables"
+    for name in ["per_model_class", *TABLES]:
+        pd.testing.assert_frame_equal(pd.read_parquet(out / "tables" / f"{name}.parquet"),
+                                      pd.read_parquet(tables / f"{name}.parquet"), check_exact=True)
+    figures = sorted(p.name for p in (demo_run / "results" / "mislabel" / "figures").glob("*.p*"))
+    assert sorted(p.name for p in (out / "figures").iterdir()) == figures
+
+
+def test_rebuild_refuses_a_network_in_two_folders(evidence, tmp_path):
+    jobs = sorted(p.name for p in (evidence / "per_model").iterdir())
+    again = split(evidence, tmp_path / "again", jobs[:1])
+    with pytest.raises(ValueError, match=r"appear in more than one table"):
+        rebuild("mislabel", [evidence, again], tmp_path / "rebuilt")
+
+
+def test_rebuild_refuses_folders_of_different_experiments(evidence, tmp_path):
+    jobs = sorted(p.name for p in (evidence / "per_model").iterdir())
+    other = split(evidence, tmp_path / "other", jobs[:1])
+    first = split(evidence, tmp_path / "first", jobs[1:])
+    config = yaml.safe_load((other / "config.yaml").read_text())
+    config["dataset"]["root"] = "/elsewhere"  # where the data lay is not what defines the networks
+    (other / "config.yaml").write_text(yaml.safe_dump(config))
+    rebuild("mislabel", [first, other], tmp_path / "same")
+    config["train"]["epochs"] += 1
+    (other / "config.yaml").write_text(yaml.safe_dump(config))
+    with pytest.raises(ValueError, match=r"another configuration .* \(differs in \['train'\]\)"):
+        rebuild("mislabel", [first, other], tmp_path / "rebuilt")
+
+
+def test_rebuild_command_says_what_is_not_evidence(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "nnprobe.evidence", "rebuild", "--to", str(tmp_path / "out"),
+                           str(tmp_path)], capture_output=True, text=True, check=False)
+    assert proc.returncode != 0
+    assert "hold no config.yaml: not evidence folders" in proc.stderr
