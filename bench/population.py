@@ -2,8 +2,11 @@
 
 Mode ``throughput`` times, on the same device and the same data, (a) one model at a time in
 a Lightning loop, (b) one model at a time in a plain PyTorch loop with the data on the
-device, and (c) the population engine at several K, layouts, precisions and torch.compile
-modes; it prints every figure and its ratio against (a).
+device, (c) the population engine's training step at several K, layouts, precisions and
+torch.compile modes, and (d) the study's job path, ``fit(PopulationTask)`` through Lightning
+Fabric as rule train_population runs it (epochs of ``--steps`` steps; the first epoch holds
+compilation and warm-up and is reported apart); it prints every figure and its ratio
+against (a).
 
 Mode ``study`` runs the real mislabel study end to end through Snakemake (the command it
 runs is printed) and prints its wall time, the training jobs' peak GPU memory and
@@ -142,6 +145,24 @@ def time_population(images, labels, mean, std, device, k: int, layout: str, prec
     return rate, peak
 
 
+def time_study_job(images, labels, mean, std, device, k: int, layout: str, precision: str,
+                   compile_mode: str | None, steps: int, batch: int) -> tuple[float, float, float]:
+    """(d) The study's job path for K members: model-images/s of the second epoch, peak GiB, and the
+    extra seconds of the first epoch (compilation, warm-up) over the second."""
+    pop = init_population(lambda g: keras_cnn(generator=g), range(k), layout=layout)
+    n = steps * batch
+    y = labels[:n].to(torch.uint8).unsqueeze(0).expand(k, -1).contiguous()
+    task = PopulationTask(pop, images[:n], y, list(range(k)), mean, std, batch, compile_mode=compile_mode)
+    lightning = {"fp32": "32-true", "bf16": "bf16-mixed", "tf32": "32-true"}[precision]
+    torch.backends.cuda.matmul.allow_tf32 = precision == "tf32"
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    history = fit(task, TrainOptions(2, device=device, precision=lightning, progress=False))
+    first, second = history[0]["seconds"], history[1]["seconds"]
+    peak = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else float("nan")
+    return n * k / second, peak, first - second
+
+
 def throughput(args: argparse.Namespace) -> None:
     device = torch.device(args.device)
     images, labels, mean, std = load_data(args)
@@ -167,7 +188,19 @@ def throughput(args: argparse.Namespace) -> None:
             continue
         rows.append((label, rate, peak))
         print(rows[-1], flush=True)
-    reference = rows[0][1] if not args.skip_single else rows[0][1]
+    for spec in args.jobs:
+        layout, k, precision, *compile_mode = spec.split(":")
+        mode = compile_mode[0] if compile_mode else None
+        label = f"(d) job path {layout} K={k} {precision}" + (f" compile={mode}" if mode else "")
+        try:
+            rate, peak, warmup = time_study_job(images, labels, mean, std, device, int(k), layout, precision, mode,
+                                                args.steps, args.batch)
+        except Exception as error:  # report and go on, as for (c)
+            print(f"{label}: failed: {type(error).__name__}: {str(error)[:300]}", flush=True)
+            continue
+        rows.append((label, rate, peak))
+        print(rows[-1], f"first epoch {warmup:+.1f} s over the second (compilation, warm-up)", flush=True)
+    reference = rows[0][1]
     print(f"\n{'variant':55s} {'model-images/s':>15s} {'x (a)':>8s} {'peak GiB':>9s} {'bf16 peak %':>11s}")
     for label, rate, peak in rows:
         print(f"{label:55s} {rate:15,.0f} {rate / reference:8.1f} {peak:9.2f} "
@@ -247,10 +280,13 @@ def main() -> None:
         "vmap:1:fp32", "vmap:10:fp32", "vmap:50:fp32", "vmap:230:fp32", "grouped:50:fp32", "grouped:230:fp32",
         "grouped:230:bf16", "grouped:230:fp32:default", "grouped:230:bf16:default", "grouped:1150:bf16:default",
     ], help="LAYOUT:K:PRECISION[:COMPILE_MODE]")
+    t.add_argument("--jobs", nargs="*", default=["grouped:230:bf16:default", "grouped:1150:bf16:default",
+                                                 "grouped:2300:bf16:default"],
+                   help="(d) the study's job path, LAYOUT:K:PRECISION[:COMPILE_MODE]")
     t.add_argument("--json", help="also write the rows as JSON here")
     p = sub.add_parser("profile", parents=[], add_help=True)
     for action in t._actions[1:]:
-        if action.dest not in ("json", "skip_single", "single_steps"):
+        if action.dest not in ("json", "skip_single", "single_steps", "jobs"):
             p._add_action(action)
     s = sub.add_parser("study")
     s.add_argument("--data", default="cifar10-jpeg")
