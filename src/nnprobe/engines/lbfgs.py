@@ -8,14 +8,15 @@ after) and never changed.
 
 Reference: C. Szegedy, W. Zaremba, I. Sutskever, J. Bruna, D. Erhan, I. Goodfellow,
 R. Fergus. Intriguing properties of neural networks. arXiv:1312.6199 (ICLR 2014).
-Uses ``scipy.optimize`` (a pinned dependency) for L-BFGS-B.
+Uses ``scipy.optimize`` (a pinned dependency) for L-BFGS-B, or, with ``solver="torch"``, the
+batched projected L-BFGS of :mod:`nnprobe.engines.box_lbfgs` (one problem per example).
 """
 
 from __future__ import annotations
 
 import copy
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -23,6 +24,8 @@ import torch
 from scipy.optimize import Bounds, minimize
 from torch import nn
 from torch.nn import functional as F
+
+from .box_lbfgs import box_lbfgs
 
 __all__ = [
     "AdversarialResult",
@@ -204,6 +207,34 @@ def _lbfgsb_solve(
     return torch.from_numpy(res.x).view(shape).to(start.device, start.dtype).clamp_(0, 1)
 
 
+def _box_lbfgs_solve(
+    model64: nn.Module,
+    x0: torch.Tensor,
+    start: torch.Tensor,
+    target: torch.Tensor,
+    c: torch.Tensor,
+    max_iter: int,
+    memory: int,
+    temperature: float,
+) -> torch.Tensor:
+    """The N problems of :func:`_lbfgsb_solve`, each its own row of :func:`box_lbfgs` (own memory,
+    line search and stopping), on the model's device and in its dtype, with the same budgets and
+    tolerances as the scipy call, now per example."""
+    dtype = next(model64.parameters()).dtype
+    x0, c = x0.to(dtype), c.to(x0.device, dtype)
+
+    def objective(xp: torch.Tensor, rows: torch.Tensor) -> torch.Tensor:
+        sq = (xp - x0[rows]).pow(2).flatten(1).sum(dim=1)
+        return _attack_loss(model64(xp), target[rows], temperature) + c[rows] * sq
+
+    res = box_lbfgs(objective, start.detach().to(dtype).clamp(0, 1), 0.0, 1.0, max_iter=max_iter,
+                    max_fun=2 * max_iter + 20, memory=memory, ftol=1e-15, gtol=1e-12)
+    return res.x.to(start.dtype).clamp_(0, 1)
+
+
+_SOLVERS = {"scipy": _lbfgsb_solve, "torch": _box_lbfgs_solve}
+
+
 def minimal_adversarial_lbfgs(
     model: nn.Module,
     x: torch.Tensor,
@@ -217,6 +248,7 @@ def minimal_adversarial_lbfgs(
     dtype: torch.dtype = torch.float64,
     boundary_margin: float = 1e-4,
     temperature: float = 0.03,
+    solver: str = "scipy",
 ) -> AdversarialResult:
     """Minimal targeted adversarial examples by box-constrained L-BFGS (Szegedy et al. 2013, Sec. 4.1).
 
@@ -260,6 +292,16 @@ def minimal_adversarial_lbfgs(
     L-BFGS curvature memory and line search are shared by the batch (on the digits the
     batched and one-example-at-a-time answers agreed to 1e-7 in RMS distortion).
 
+    ``solver``: ``"scipy"`` (default) runs scipy's L-BFGS-B on the CPU as above; ``"torch"``
+    runs :func:`~nnprobe.engines.box_lbfgs.box_lbfgs` on the model's device, every example its
+    own problem (own c, L-BFGS memory, line search and stopping; projected L-BFGS with an
+    epsilon-active set, Bertsekas 1982) with the same ``max_iter``, ``2 * max_iter + 20``
+    evaluations and tolerances, per example. It follows the same search over c. Measured on 200
+    MNIST-sized (28x28 digits) examples of a 784-100-100-10 sigmoid MLP (bench/lbfgs.py, CPU):
+    same successes, mean distortion 0.1% below scipy's, per example up to 4% below the batched
+    scipy run; on the 8 examples farthest apart, scipy run one example at a time gave the torch
+    solver's distortions (to 5 digits): the gap is the batched run's shared iterations.
+
     Search over c, per example (larger c = smaller perturbation):
 
     1. coarse: c runs down ``c_grid`` (default 64, 32, ..., 2^-12: halving); each example
@@ -297,6 +339,8 @@ def minimal_adversarial_lbfgs(
             raise ValueError(f"{name} must be >= 1, got {value}")
     if not (math.isfinite(temperature) and temperature > 0):
         raise ValueError(f"temperature must be a positive number (1 = the model's cross-entropy), got {temperature}")
+    if solver not in _SOLVERS:
+        raise ValueError(f"solver must be one of {sorted(_SOLVERS)}, got {solver!r}")
     if bisection_steps < 0 or refine_steps < 0:
         raise ValueError(f"bisection_steps and refine_steps must be >= 0, got {bisection_steps}, {refine_steps}")
     was_training = model.training
@@ -316,6 +360,7 @@ def minimal_adversarial_lbfgs(
                 memory,
                 boundary_margin,
                 temperature,
+                _SOLVERS[solver],
             )
             for s in range(0, x.shape[0], batch_size)
         ]
@@ -336,6 +381,7 @@ def _lbfgs_chunk(
     memory: int,
     boundary_margin: float,
     temperature: float,
+    solve: Callable[..., torch.Tensor] = _lbfgsb_solve,
 ) -> tuple[torch.Tensor, ...]:
     n, device = x.shape[0], x.device
     best = x.clone()
@@ -347,7 +393,7 @@ def _lbfgs_chunk(
 
     def attempt(idx: torch.Tensor, start: torch.Tensor, c: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Solve for examples ``idx`` at per-example ``c``; keep improvements; return (solution, ok)."""
-        sol = _lbfgsb_solve(model64, x[idx], start, target[idx], c, max_iter, memory, temperature)
+        sol = solve(model64, x[idx], start, target[idx], c, max_iter, memory, temperature)
         ok = predicted(model, sol) == target[idx]
         d = rms_distortion(sol, x[idx]).double()
         better = ok & (d < best_d[idx])
