@@ -3,7 +3,8 @@
 A rule's results depend on its inputs, its params and the code it runs: its script and the
 ``nnprobe`` modules the script imports, directly or through other modules. The rules list
 those module files as inputs (``rules/common.smk``), so Snakemake reruns a rule whose code
-is newer than its outputs, and only those rules: a change to a figure module reruns that
+was edited after its outputs were made, and only those rules (a file that is newer but has the
+checksum Snakemake recorded with the outputs counts as unchanged): a change to a figure module reruns that
 figure, a change to the training engine retrains every network. The imports are read from
 the source (no module is executed, nothing imports torch), including imports inside
 functions.
