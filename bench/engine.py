@@ -36,7 +36,8 @@ from nnprobe.engines.training import TrainOptions, fit, one_cycle
 from nnprobe.models.keras_cnn import keras_cnn
 from nnprobe.models.resnet import resnet18_cifar
 from nnprobe.models.topdown import Normalized, standard_cnn
-from nnprobe.studies.adversarial.training import AdversarialPoolTask, AutoencoderTask, ZooClassifierTask
+from nnprobe.studies.adversarial.pools import AdversarialPoolTask
+from nnprobe.studies.adversarial.training import AutoencoderTask, ZooClassifierTask
 from nnprobe.studies.adversarial.zoo import ZOO, build_zoo_model, weight_decay_penalty
 from nnprobe.studies.noise.training import ResNetTask, TrainConfig, augment_batch
 from nnprobe.studies.visualize.training import VisualizeTask
@@ -267,7 +268,7 @@ def pool_family(n: int) -> tuple[Callable, Callable]:
     def engine():
         return AdversarialPoolTask(make(), images, labels, weight_decay=decay, normalize="units", batch_size=128,
                                    lr=1e-3, order_seed=0, pool_size=2000, refresh_every=50, refresh_size=50,
-                                   attack=attack)
+                                   attack=attack, warmup_epochs=0)
 
     return old, engine
 

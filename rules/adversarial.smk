@@ -51,7 +51,13 @@ rule train_zoo_model:
                 "ae_epochs",
                 "batch_size",
                 "lr",
+                "schedule",
                 "decay_normalization",
+                "ae_weight_decay",
+                "ae_sparsity_target",
+                "ae_sparsity_weight",
+                "ae_reconstruction",
+                "ae_finetune",
             )
         },
         engine=config["engine"],
@@ -63,7 +69,8 @@ rule train_zoo_model:
 rule attack_zoo_model:
     input:
         weights="results/adversarial/models/{trainset}/{zoo}.safetensors",
-        test="results/adversarial/data/test.npz",
+        # Tables 1-2 attack the zoo on training images, Tables 3-4 the P1/P2 models on test images.
+        images=lambda wildcards: attacked_split(wildcards.trainset),
         code=code("adversarial/attack_zoo_model.py"),
     output:
         "results/adversarial/examples/{trainset}/{zoo}.npz",
@@ -118,7 +125,7 @@ rule cross_model_table:
             "results/adversarial/models/full/{zoo}.safetensors", zoo=ZOO_SLUGS
         ),
         examples=expand("results/adversarial/examples/full/{zoo}.npz", zoo=ZOO_SLUGS),
-        test="results/adversarial/data/test.npz",
+        images=attacked_split("full"),
         code=code("adversarial/cross_model_table.py"),
     output:
         parquet="results/adversarial/tables/cross_model.parquet",
@@ -159,7 +166,7 @@ rule cross_training_set_tables:
             caption="../report/table_cross_training_set.rst",
             category="Adversarial study",
             subcategory="Tables",
-            labels={"table": "P1/P2 models (Table 2)"},
+            labels={"table": "P1/P2 models (Table 3)"},
         ),
         models_md="results/adversarial/tables/cross_training_set_models.md",
         matrix_parquet="results/adversarial/tables/cross_training_set.parquet",
@@ -240,7 +247,7 @@ rule distortion_figure:
 rule example_grid:
     input:
         examples=expand("results/adversarial/examples/full/{zoo}.npz", zoo=ZOO_SLUGS),
-        test="results/adversarial/data/test.npz",
+        images=attacked_split("full"),
         code=code("adversarial/example_grid.py"),
     output:
         pdf="results/adversarial/figures/examples.pdf",
@@ -292,6 +299,7 @@ rule adversarial_training:
             for key in (
                 "batch_size",
                 "lr",
+                "schedule",
                 "decay_normalization",
                 "adversarial_training",
             )

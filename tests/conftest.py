@@ -145,3 +145,22 @@ def nnprobe_data() -> Path:
     if not path.is_dir():
         pytest.fail(f"NNPROBE_DATA={env} is not a folder; extract ../shared/data/*.tar.xz into it")
     return path
+
+
+@pytest.fixture(scope="module")
+def one_thread():
+    """One intra-op thread (torch and the BLAS under scipy) for a module of tiny models and
+    problems: faster than several on a busy machine, and the same on every machine.
+
+    Use it with ``pytestmark = pytest.mark.usefixtures("one_thread")``.
+    """
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with threadpool_limits(1):
+            yield
+    finally:
+        torch.set_num_threads(threads)

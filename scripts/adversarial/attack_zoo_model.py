@@ -1,8 +1,9 @@
-"""Rule attack_zoo_model: minimal adversarial examples of one zoo network (box-constrained L-BFGS)."""
+"""Rule attack_zoo_model: minimal adversarial examples of one zoo network (box-constrained L-BFGS),
+on training images for the zoo and test images for the models of P1 and P2."""
 
 from nnprobe.core.devices import network_job
 from nnprobe.studies.adversarial.jobs import attack_zoo
 
 smk = snakemake  # noqa: F821  (the object Snakemake hands every script)
 with network_job(smk) as job:
-    attack_zoo(smk.input.weights, smk.input.test, smk.output[0], device=job.device, **smk.params)
+    attack_zoo(smk.input.weights, smk.input.images, smk.output[0], device=job.device, **smk.params)

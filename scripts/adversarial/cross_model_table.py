@@ -7,5 +7,5 @@ from nnprobe.studies.adversarial.jobs import cross_model
 
 smk = snakemake  # noqa: F821  (the object Snakemake hands every script)
 with network_job(smk) as job:
-    cross_model(list(smk.input.weights), list(smk.input.examples), smk.input.test, Path(smk.output[0]).with_suffix(""),
+    cross_model(list(smk.input.weights), list(smk.input.examples), smk.input.images, Path(smk.output[0]).with_suffix(""),
                 device=job.device, **smk.params)

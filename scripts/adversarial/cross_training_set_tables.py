@@ -1,4 +1,4 @@
-"""Rule cross_training_set_tables: Table 2, the models of the disjoint halves P1 and P2."""
+"""Rule cross_training_set_tables: Tables 3 and 4, the models of the disjoint halves P1 and P2."""
 
 from pathlib import Path
 

@@ -28,7 +28,8 @@ from nnprobe.engines.training import TrainOptions, fit
 from nnprobe.models.keras_cnn import keras_cnn
 from nnprobe.models.resnet import resnet18_cifar
 from nnprobe.models.topdown import Normalized, standard_cnn
-from nnprobe.studies.adversarial.training import AdversarialPoolTask, train_zoo_model
+from nnprobe.studies.adversarial.pools import AdversarialPoolTask
+from nnprobe.studies.adversarial.training import train_zoo_model
 from nnprobe.studies.adversarial.zoo import ZOO, build_zoo_model
 from nnprobe.studies.mislabel.design import mislabel_members
 from nnprobe.studies.noise.training import ResNetTask, TrainConfig
@@ -74,7 +75,7 @@ def main(family: str, out: str, checkpoints: str) -> None:
         model = build_zoo_model("FC100-100-10", 64, 10, torch.Generator().manual_seed(5))
         task = AdversarialPoolTask(model, pixels, labels, weight_decay=ZOO["FC100-100-10"].weight_decay,
                                    normalize="units", batch_size=32, lr=1e-3, order_seed=7, pool_size=24,
-                                   refresh_every=3, refresh_size=8,
+                                   refresh_every=3, refresh_size=8, layers=["input", 0, 1], warmup_epochs=1,
                                    attack={"c_grid": [1.0, 0.25], "max_iter": 5, "bisection_steps": 0,
                                            "refine_steps": 0})
         fit(task, options)

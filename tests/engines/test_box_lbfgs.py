@@ -14,7 +14,6 @@ import numpy as np
 import pytest
 import torch
 from scipy.optimize import Bounds, minimize
-from threadpoolctl import threadpool_limits
 from torch import nn
 
 from nnprobe.engines.box_lbfgs import STATUS, box_lbfgs
@@ -30,14 +29,7 @@ from nnprobe.models.szegedy import fc_sigmoid
 F64 = torch.float64
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny problems: one intra-op thread (torch and scipy's BLAS) is faster on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with threadpool_limits(1):
-        yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 # --------------------------------------------------------------------------- quadratics

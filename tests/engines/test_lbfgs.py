@@ -37,13 +37,7 @@ def train(model: nn.Module, x: torch.Tensor, y: torch.Tensor, weight_decay, *, e
     return fit(task, TrainOptions(epochs=epochs, device="cpu", progress=False))
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models: one intra-op thread is faster than several on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")

@@ -36,13 +36,7 @@ from nnprobe.models.keras_cnn import keras_cnn
 N, C, H, CLASSES = 96, 1, 8, 10
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny models: one intra-op thread is faster than several on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def tiny_model(generator: torch.Generator) -> nn.Module:

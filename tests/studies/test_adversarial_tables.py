@@ -9,7 +9,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nnprobe.studies.adversarial.tables import adversarial_training_summary, examples_on_every_model, zoo_table
+from nnprobe.studies.adversarial.tables import (
+    adversarial_training_summary,
+    examples_on_every_model,
+    zoo_table,
+)
 
 NAN = math.nan
 
@@ -22,28 +26,34 @@ def test_zoo_table():
         {"model": "FC100-100-10", "train_error": 0.5, "test_error": 0.75, "train_seconds": 1.0, "at_chance": True},
     ]
     examples = [
-        # one image already wrong (distortion 0), two moved, one failed (NaN, as the attack records it)
-        {"success": np.array([True, True, True, False]), "distortion": np.array([0.0, 0.1, 0.3, NAN]),
-         "seconds": np.float64(2.5)},
-        {"success": np.array([False, False]), "distortion": np.array([NAN, NAN]), "seconds": np.float64(1.0)},
-        {"success": np.array([True, True, True, True]), "distortion": np.array([0.2, 0.6, 0.1, 0.4]),
-         "seconds": np.float64(4.0)},
+        # image 0 already wrong (moved anyway: left out), two moved, one failed (NaN, as the attack records it);
+        # the nearest-target attack ran: its mean is over the correctly classified images it moved
+        {"correct": np.array([False, True, True, True]), "success": np.array([True, True, True, False]),
+         "distortion": np.array([0.05, 0.1, 0.3, NAN]), "seconds": np.float64(2.5),
+         "nearest_success": np.array([True, True, True, True]), "nearest_distortion": np.array([0.0, 0.05, 0.1, 0.3]),
+         "nearest_seconds": np.float64(10.0)},
+        {"correct": np.array([True, True]), "success": np.array([False, False]), "distortion": np.array([NAN, NAN]),
+         "seconds": np.float64(1.0)},
+        {"correct": np.array([True, True, True, True]), "success": np.array([True, True, True, True]),
+         "distortion": np.array([0.2, 0.6, 0.1, 0.4]), "seconds": np.float64(4.0)},
     ]
     table = zoo_table(metrics, examples)
     assert list(table.columns) == ["model", "train_error", "test_error", "mean_min_distortion",
-                                   "median_min_distortion", "attacked", "already_wrong", "failed", "train_seconds",
-                                   "attack_seconds", "at_chance"]
+                                   "median_min_distortion", "nearest_target_distortion", "attacked", "already_wrong",
+                                   "failed", "train_seconds", "attack_seconds", "at_chance"]
     assert table["model"].tolist() == ["FC10(1e-4)", "AE400-10", "FC100-100-10"]
     assert table["train_error"].tolist() == [0.1, 0.0, 0.5] and table["test_error"].tolist() == [0.125, 0.25, 0.75]
-    assert table["mean_min_distortion"][0] == pytest.approx(0.4 / 3, rel=1e-12)  # over the successes, zeros counted
-    assert table["median_min_distortion"][0] == pytest.approx(0.1, rel=1e-12)
+    assert table["mean_min_distortion"][0] == pytest.approx(0.2, rel=1e-12)  # the already-wrong image left out
+    assert table["median_min_distortion"][0] == pytest.approx(0.2, rel=1e-12)
+    assert table["nearest_target_distortion"][0] == pytest.approx(0.15, rel=1e-12)
     assert math.isnan(table["mean_min_distortion"][1]) and math.isnan(table["median_min_distortion"][1])
+    assert math.isnan(table["nearest_target_distortion"][1]) and math.isnan(table["nearest_target_distortion"][2])
     assert table["mean_min_distortion"][2] == pytest.approx(0.325, rel=1e-12)
     assert table["median_min_distortion"][2] == pytest.approx(0.3, rel=1e-12)
     assert table["attacked"].tolist() == [4, 2, 4]
     assert table["already_wrong"].tolist() == [1, 0, 0]
     assert table["failed"].tolist() == [1, 2, 0]
-    assert table["train_seconds"].tolist() == [3.5, 7.0, 1.0] and table["attack_seconds"].tolist() == [2.5, 1.0, 4.0]
+    assert table["train_seconds"].tolist() == [3.5, 7.0, 1.0] and table["attack_seconds"].tolist() == [12.5, 1.0, 4.0]
     assert table["at_chance"].tolist() == [False, False, True]  # the training record's flag (old records: False)
 
 
@@ -75,9 +85,10 @@ def test_adversarial_training_summary_keeps_the_regime_order():
 
 def test_examples_on_every_model():
     examples = [
-        {"success": np.array([True, True, False, True, True, True]),
-         "distortion": np.array([0.1, 0.0, NAN, 0.2, 0.3, 0.2])},
-        {"success": np.array([True, True, True, False, True, True]),
+        {"correct": np.array([True, False, True, True, True, True]),
+         "success": np.array([True, True, False, True, True, True]),
+         "distortion": np.array([0.1, 0.05, NAN, 0.2, 0.3, 0.2])},
+        {"correct": np.ones(6, bool), "success": np.array([True, True, True, False, True, True]),
          "distortion": np.array([0.2, 0.1, 0.1, NAN, 0.1, 0.3])},
     ]
     # 1: already wrong for the first model; 2, 3: an attack failed

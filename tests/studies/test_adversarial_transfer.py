@@ -112,11 +112,12 @@ def model_examples() -> dict[str, dict[str, np.ndarray]]:
     labels = np.array(CLEAN_LABELS)
     return {
         # A: image 2 failed (its example would fool both, were it counted)
-        "A": {"success": np.array([True, True, False, True]), "label": labels,
+        "A": {"success": np.array([True, True, False, True]), "correct": np.ones(4, bool), "label": labels,
               "adversarial": images_from([(0.7, 0.2), (0.3, 0.8), (0.9, 0.9), (0.3, 0.2)]),
               "distortion": np.array([0.1, 0.2, np.nan, 0.6])},
-        # B: image 1 failed (a finite distortion, not counted either); 2 and 3 already wrong, unchanged, distortion 0
-        "B": {"success": np.array([True, False, True, True]), "label": labels,
+        # B: image 1 failed (a finite distortion, not counted either); 2 and 3 already wrong: left out
+        "B": {"success": np.array([True, False, True, True]), "correct": np.array([True, True, False, False]),
+              "label": labels,
               "adversarial": images_from([(0.2, 0.9), (0.2, 0.2), (0.2, 0.8), (0.8, 0.2)]),
               "distortion": np.array([0.3, 0.5, 0.0, 0.0])},
     }
@@ -126,13 +127,14 @@ def test_cross_model_table():
     models = {"A": pixel_threshold(0), "B": pixel_threshold(1)}
     clean, labels = torch.from_numpy(images_from(CLEAN)), torch.tensor(CLEAN_LABELS)
     table = cross_model_table(models, model_examples(), clean, labels, noise_std=[0.0, 0.3], seed=5)
-    assert list(table.columns) == ["examples", "distortion", "n", "A", "B"]
+    assert list(table.columns) == ["examples", "distortion", "n", "already_wrong", "A", "B"]
     assert table["examples"].tolist() == ["A examples", "B examples", "clean images", "Gaussian noise, stddev=0",
                                           "Gaussian noise, stddev=0.3"]
-    assert table["n"].tolist() == [3, 3, 4, 4, 4]  # each model's successful examples only
+    assert table["n"].tolist() == [3, 1, 4, 4, 4]  # each model's examples of images it had right
+    assert table["already_wrong"].tolist() == [0, 2, 0, 0, 0]
     rows = table.set_index("examples")
     assert rows.loc["A examples", "distortion"] == pytest.approx(0.3, rel=1e-12)  # mean over the successes
-    assert rows.loc["B examples", "distortion"] == pytest.approx(0.1, rel=1e-12)
+    assert rows.loc["B examples", "distortion"] == pytest.approx(0.3, rel=1e-12)
     assert rows.loc["clean images", "distortion"] == 0.0 and rows.loc["Gaussian noise, stddev=0", "distortion"] == 0.0
     assert rows.loc["Gaussian noise, stddev=0.3", "distortion"] > 0
     np.testing.assert_allclose(rows.loc["A examples", ["A", "B"]].to_numpy(float), [1.0, 1 / 3], rtol=1e-12)
@@ -164,11 +166,13 @@ def split_tables(seed: int):
     lo, hi, mid = unit(0.2), unit(0.8), unit(128 / 255)
     examples = {
         # A moves pixel 0 by 0.4 (RMS 0.2 over 4 pixels); image 4 failed
-        "A (P1)": {"index": index, "success": np.array([True, True, False]), "label": np.array([0, 1, 0]),
+        "A (P1)": {"index": index, "success": np.array([True, True, False]), "correct": np.ones(3, bool),
+                   "label": np.array([0, 1, 0]),
                    "adversarial": images_from([(lo + 0.4, lo), (hi - 0.4, hi), (lo, hi)], mid),
                    "distortion": np.array([0.2, 0.2, np.nan])},
-        # B moves pixel 1 by 0.4; image 4 already wrong, unchanged
-        "B (P2)": {"index": index, "success": np.array([True, True, True]), "label": np.array([0, 1, 0]),
+        # B moves pixel 1 by 0.4; image 4 already wrong, unchanged: left out
+        "B (P2)": {"index": index, "success": np.array([True, True, True]), "correct": np.array([True, True, False]),
+                   "label": np.array([0, 1, 0]),
                    "adversarial": images_from([(lo, lo + 0.4), (hi, hi - 0.4), (lo, hi)], mid),
                    "distortion": np.array([0.2, 0.2, 0.0])},
     }
@@ -179,25 +183,27 @@ def split_tables(seed: int):
 def test_cross_training_set_tables():
     models_table, matrix = split_tables(seed=1)
     assert list(models_table.columns) == ["model", "trained_on", "p1_error", "p2_error", "test_error",
-                                          "mean_min_distortion", "attacked", "failed"]
+                                          "mean_min_distortion", "attacked", "already_wrong", "failed"]
     assert models_table["model"].tolist() == ["A (P1)", "B (P2)"]
     assert models_table["trained_on"].tolist() == ["P1", "P2"]
     assert models_table["p1_error"].tolist() == [0.01, 0.04] and models_table["p2_error"].tolist() == [0.03, 0.02]
     assert models_table["test_error"].tolist() == [0.02, 0.05]
-    np.testing.assert_allclose(models_table["mean_min_distortion"], [0.2, 0.4 / 3], rtol=1e-12)
+    np.testing.assert_allclose(models_table["mean_min_distortion"], [0.2, 0.2], rtol=1e-12)
     assert models_table["attacked"].tolist() == [3, 3] and models_table["failed"].tolist() == [1, 0]
+    assert models_table["already_wrong"].tolist() == [0, 1]
 
-    assert list(matrix.columns) == ["examples", "distortion", "n", "A (P1)", "B (P2)"]
+    assert list(matrix.columns) == ["examples", "distortion", "n", "already_wrong", "A (P1)", "B (P2)"]
     assert matrix["examples"].tolist() == ["A (P1) examples", "A (P1) examples at RMS 0.1", "B (P2) examples",
                                            "B (P2) examples at RMS 0.1", "Gaussian noise, stddev=0.2"]
-    assert matrix["n"].tolist() == [2, 2, 3, 3, 3]
+    assert matrix["n"].tolist() == [2, 2, 2, 2, 3]  # A failed on image 4, B had it wrong unperturbed
+    assert matrix["already_wrong"].tolist() == [0, 0, 1, 1, 0]
     rows = matrix.set_index("examples")
-    # measured RMS distortion against the test images: 0.2 as made, 0.1 rescaled (0 for the unchanged image)
-    np.testing.assert_allclose(rows["distortion"].iloc[:4], [0.2, 0.1, 0.4 / 3, 0.2 / 3], rtol=1e-5)
+    # measured RMS distortion against the test images: 0.2 as made, 0.1 rescaled
+    np.testing.assert_allclose(rows["distortion"].iloc[:4], [0.2, 0.1, 0.2, 0.1], rtol=1e-5)
     assert rows.loc["Gaussian noise, stddev=0.2", "distortion"] > 0
     # halving the perturbation (0.4 -> 0.2 on one pixel) no longer crosses the 0.5 threshold
     expected = {"A (P1) examples": [1.0, 0.0], "A (P1) examples at RMS 0.1": [0.0, 0.0],
-                "B (P2) examples": [0.0, 1.0], "B (P2) examples at RMS 0.1": [0.0, 1 / 3]}
+                "B (P2) examples": [0.0, 1.0], "B (P2) examples at RMS 0.1": [0.0, 0.0]}
     for row, errors in expected.items():
         np.testing.assert_allclose(rows.loc[row, ["A (P1)", "B (P2)"]].to_numpy(float), errors, rtol=1e-12,
                                    atol=1e-15, err_msg=row)

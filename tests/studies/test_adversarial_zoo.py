@@ -1,8 +1,10 @@
 """The model zoo of Szegedy et al. (2013) (nnprobe.studies.adversarial.zoo): the paper's networks
-by name, the layer-normalised weight decay, dropout, file names and weights files."""
+by name, the weight decay in each of its forms, AE400-10's sparsity penalty, dropout, file names and
+weights files."""
 
 from __future__ import annotations
 
+import math
 import re
 from pathlib import Path
 
@@ -18,6 +20,7 @@ from nnprobe.studies.adversarial.zoo import (
     ZOO,
     build_zoo_model,
     decayed_layers,
+    kl_sparsity_penalty,
     weight_decay_penalty,
     zoo_architecture,
 )
@@ -89,45 +92,73 @@ def penalty(*args, **kwargs) -> float:
     return float(weight_decay_penalty(*args, **kwargs).detach())
 
 
-def test_weight_decay_is_lambda_times_squared_weights_over_units_per_layer():
-    model = fc_sigmoid((3, 2), num_inputs=4, num_classes=2)  # weights (3, 4), (2, 3), (2, 2)
+def numbered_sigmoid_net() -> torch.nn.Module:
+    """FC3-2-2 on 4 inputs, weights (3, 4), (2, 3), (2, 2) numbered 0, 1, 2, ... (+ layer index), biases 100."""
+    model = fc_sigmoid((3, 2), num_inputs=4, num_classes=2)
     with torch.no_grad():
         for i, (_, layer) in enumerate(decayed_layers(model)):
             layer.weight.copy_(torch.arange(layer.weight.numel(), dtype=torch.float32).view_as(layer.weight) + i)
             layer.bias.fill_(100.0)
+    return model
+
+
+def test_classic_weight_decay_has_gradient_lambda_w_and_leaves_biases():
+    """The default form: (lambda_l / 2) * sum w^2 per layer, whose gradient is exactly lambda_l * w."""
+    model = numbered_sigmoid_net()
     lambdas = (1e-1, 1e-2, 1e-3)
     layers = [layer for _, layer in decayed_layers(model)]
     squares = [float((layer.weight.detach().double() ** 2).sum()) for layer in layers]
-    units = [3, 2, 2]  # output units of each layer
-    expected = sum(lam * sq / k for lam, sq, k in zip(lambdas, squares, units))
-    assert penalty(model, lambdas) == pytest.approx(expected, rel=1e-6)
-    # hand value of layer 0: sum_{k<12} k^2 = 506, over its 3 units
-    assert squares[0] == 506
-    assert penalty(model, (1.0, 0.0, 0.0)) == pytest.approx(506 / 3)
-    # biases are not decayed
-    with torch.no_grad():
-        for layer in layers:
-            layer.bias.fill_(-7.0)
-    assert penalty(model, lambdas) == pytest.approx(expected, rel=1e-6)
-    # gradient 2 * lambda_l * w / k_l, none on the biases
+    assert squares[0] == 506  # hand value of layer 0: sum_{k<12} k^2
+    assert penalty(model, lambdas) == pytest.approx(sum(lam / 2 * sq for lam, sq in zip(lambdas, squares)), rel=1e-6)
+    assert penalty(model, (1.0, 0.0, 0.0)) == pytest.approx(253.0)
+    assert penalty(model, lambdas) == penalty(model, lambdas, normalize="classic")  # the default form
     model.zero_grad()
     weight_decay_penalty(model, lambdas).backward()
-    for lam, k, layer in zip(lambdas, units, layers):
-        torch.testing.assert_close(layer.weight.grad, 2 * lam * layer.weight.detach() / k)
+    for lam, layer in zip(lambdas, layers):
+        assert torch.equal(layer.weight.grad, lam * layer.weight.detach())  # exactly, not approximately
+        assert layer.bias.grad is None  # biases are not decayed
+    # the same as torch's coupled weight decay: one SGD step on the penalty == SGD(weight_decay=lambda)
+    fc = fc10(num_inputs=4, generator=torch.Generator().manual_seed(0))
+    twin = fc10(num_inputs=4, generator=torch.Generator().manual_seed(0))
+    weight_decay_penalty(fc, 0.3).backward()
+    torch.optim.SGD([fc.fc.weight], lr=0.5).step()
+    twin.fc.weight.grad = torch.zeros_like(twin.fc.weight)
+    torch.optim.SGD([twin.fc.weight], lr=0.5, weight_decay=0.3).step()
+    torch.testing.assert_close(fc.fc.weight, twin.fc.weight)
+
+
+@pytest.mark.parametrize("form, divisors", [("units", [3, 2, 2]), ("weights", [12, 6, 4]), ("none", [1, 1, 1]),
+                                            ("classic", [2, 2, 2])])
+def test_every_decay_form_normalises_each_layer_as_named(form, divisors):
+    """lambda_l * sum w^2 / d_l with d_l the layer's units (outputs), weights, 1, or 2 (classic)."""
+    model = numbered_sigmoid_net()
+    lambdas = (1e-1, 1e-2, 1e-3)
+    layers = [layer for _, layer in decayed_layers(model)]
+    squares = [float((layer.weight.detach().double() ** 2).sum()) for layer in layers]
+    expected = sum(lam * sq / d for lam, sq, d in zip(lambdas, squares, divisors))
+    assert penalty(model, lambdas, normalize=form) == pytest.approx(expected, rel=1e-6)
+    assert penalty(model, (1.0, 0, 0), normalize=form) == pytest.approx(506 / divisors[0])
+    with torch.no_grad():  # biases are not decayed
+        for layer in layers:
+            layer.bias.fill_(-7.0)
+    assert penalty(model, lambdas, normalize=form) == pytest.approx(expected, rel=1e-6)
+    model.zero_grad()
+    weight_decay_penalty(model, lambdas, normalize=form).backward()
+    for lam, d, layer in zip(lambdas, divisors, layers):  # gradient 2 lambda_l w / d_l
+        torch.testing.assert_close(layer.weight.grad, 2 * lam * layer.weight.detach() / d)
         assert layer.bias.grad is None
-    # the other normalisations: mean squared weight (divide by 12 weights), plain sum
-    assert penalty(model, (1.0, 0, 0), normalize="weights") == pytest.approx(506 / 12)
-    assert penalty(model, lambdas, normalize="weights") == pytest.approx(
-        sum(lam * sq / layer.weight.numel() for lam, sq, layer in zip(lambdas, squares, layers)), rel=1e-6
-    )
-    assert penalty(model, (1.0, 0, 0), normalize="none") == pytest.approx(506)
     # one lambda for every layer
-    assert penalty(model, 0.5) == pytest.approx(penalty(model, (0.5,) * 3))
-    # FC10: 10 units
-    fc = fc10(num_inputs=4)
+    assert penalty(model, 0.5, normalize=form) == pytest.approx(penalty(model, (0.5,) * 3, normalize=form))
+
+
+def test_classic_decay_is_what_table_1_lambda_means_for_fc10():
+    """FC10 (10 units of 784 weights): classic is 5x the "units" form and 3,920x the "weights" form."""
+    fc = fc10()
     with torch.no_grad():
         fc.fc.weight.fill_(0.5)
-    assert penalty(fc, 1.0) == pytest.approx(40 * 0.25 / 10)
+    assert penalty(fc, 1.0) == pytest.approx(7840 * 0.25 / 2)
+    assert penalty(fc, 1.0) / penalty(fc, 1.0, normalize="units") == pytest.approx(5.0)
+    assert penalty(fc, 1.0) / penalty(fc, 1.0, normalize="weights") == pytest.approx(3920.0)
 
 
 def test_weight_decay_errors():
@@ -136,7 +167,7 @@ def test_weight_decay_errors():
         weight_decay_penalty(model, (1e-5, 1e-5, 1e-6))
     with pytest.raises(ValueError, match=">= 0"):
         weight_decay_penalty(model, -1.0)
-    with pytest.raises(ValueError, match="normalize must be"):
+    with pytest.raises(ValueError, match=r"adversarial.decay_normalization\) must be one of \('classic'"):
         weight_decay_penalty(model, 1.0, normalize="fan_in")
 
 
@@ -211,3 +242,33 @@ def test_weights_file_round_trip(tmp_path, digits):
     assert read_weights(bad).architecture["hidden"] == [200, 200]
     with pytest.raises(WeightsError, match="do not fit the architecture"):
         load_model(bad)
+
+
+# --------------------------------------------------------------------------- sparsity of AE400-10
+
+
+def test_kl_sparsity_penalty_matches_a_hand_computation():
+    code = torch.tensor([[0.2, 0.5], [0.4, 0.1]], requires_grad=True)  # mean activations 0.3 and 0.3
+    # KL(0.1 || 0.3) = 0.1 ln(0.1/0.3) + 0.9 ln(0.9/0.7) = 0.1163218..., two units, beta = 3
+    by_hand = 3 * 2 * (0.1 * math.log(0.1 / 0.3) + 0.9 * math.log(0.9 / 0.7))
+    assert by_hand == pytest.approx(0.6979305, abs=1e-6)
+    value = kl_sparsity_penalty(code, 0.1, 3.0)
+    assert float(value.detach()) == pytest.approx(by_hand, rel=1e-6)
+    value.backward()  # d/d rho_hat of KL is -rho/r + (1-rho)/(1-r), over N = 2 rows, times beta
+    grad = 3 * (-0.1 / 0.3 + 0.9 / 0.7) / 2
+    torch.testing.assert_close(code.grad, torch.full((2, 2), grad))
+    assert grad > 0  # units on more often than rho are pushed down
+    # zero exactly at the target; beta = 0 switches the penalty off
+    assert float(kl_sparsity_penalty(torch.full((5, 3), 0.1), 0.1, 3.0)) == pytest.approx(0.0, abs=1e-7)
+    assert float(kl_sparsity_penalty(code, 0.1, 0.0)) == 0.0
+    # a fully saturated unit stays finite (rho_hat is clamped)
+    assert math.isfinite(float(kl_sparsity_penalty(torch.ones(4, 2), 0.1, 3.0)))
+
+
+def test_kl_sparsity_penalty_errors():
+    with pytest.raises(ValueError, match=r"sparsity target rho must be a mean activation in \(0, 1\), got 0"):
+        kl_sparsity_penalty(torch.rand(3, 2), 0.0, 3.0)
+    with pytest.raises(ValueError, match="sparsity weight beta must be finite and >= 0"):
+        kl_sparsity_penalty(torch.rand(3, 2), 0.1, -1.0)
+    with pytest.raises(ValueError, match=r"code must be \(N, units\)"):
+        kl_sparsity_penalty(torch.rand(3), 0.1, 3.0)

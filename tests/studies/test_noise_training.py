@@ -19,13 +19,7 @@ from nnprobe.studies.noise.training import ResNetTask, TrainConfig, augment_batc
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """Tiny ResNets: one intra-op thread is faster than several on a busy machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def train_resnet(model, images, labels, mean, std, config: TrainConfig, seed: int) -> list[dict]:

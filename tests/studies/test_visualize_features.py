@@ -15,12 +15,7 @@ from nnprobe.models.topdown import Normalized, standard_cnn
 from nnprobe.studies.visualize.features import KERAS_LAYERS, mislabel_baseline, pick_images, visualize_features
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 class Lookup(nn.Module):

@@ -85,22 +85,33 @@ def adv(demo_run) -> Path:
 
 
 @pytest.mark.slow
-def test_demo_examples_are_adversarial_and_in_the_box(adv):
-    test = load_split(adv / "data" / "test.npz")
-    for name in DEMO_MODELS:
-        model, _ = load_model(adv / "models" / "full" / f"{zoo_slug(name)}.safetensors")
-        with np.load(adv / "examples" / "full" / f"{zoo_slug(name)}.npz") as ex:
+@pytest.mark.parametrize("trainset, split", [("full", "train"), ("p1", "test")])
+def test_demo_examples_are_adversarial_and_in_the_box(adv, trainset, split):
+    images = load_split(adv / "data" / f"{split}.npz")  # the zoo on training images, P1/P2 on test images
+    targets = None
+    for name in DEMO_MODELS if trainset == "full" else ["FC100-100-10", "FC123-456-10"]:
+        model, _ = load_model(adv / "models" / trainset / f"{zoo_slug(name)}.safetensors")
+        with np.load(adv / "examples" / trainset / f"{zoo_slug(name)}.npz") as ex:
+            assert str(ex["split"]) == split
             ok = ex["success"]
             assert ok.size == 20 and ok.all(), name  # the demo's budget reaches every image
             x_adv = torch.from_numpy(ex["adversarial"])
-            x = unit_pixels(test.images[ex["index"]])
-            assert torch.equal(torch.from_numpy(ex["label"]), torch.from_numpy(test.labels[ex["index"]]))
+            x = unit_pixels(images.images[ex["index"]])
+            assert torch.equal(torch.from_numpy(ex["label"]), torch.from_numpy(images.labels[ex["index"]]))
             with torch.no_grad():
                 pred = model(x_adv).argmax(1).numpy()
+                right = model(x).argmax(1).numpy() == ex["label"]
             np.testing.assert_array_equal(pred, ex["target"])  # classified as the target
+            np.testing.assert_array_equal(right, ex["correct"])
             assert (ex["target"] != ex["label"]).all()
+            # one seeded random target per image, the same for every model
+            targets = ex["target"] if targets is None else targets
+            np.testing.assert_array_equal(ex["target"], targets)
             assert x_adv.min() >= 0 and x_adv.max() <= 1
             np.testing.assert_allclose(ex["distortion"], rms_distortion(x_adv, x).double().numpy(), rtol=1e-5, atol=1e-7)
+            if trainset == "full":  # the nearest-target column: never farther than the random target
+                both = ex["correct"] & ex["nearest_success"]
+                assert (ex["nearest_distortion"][both] <= ex["distortion"][both] * (1 + 1e-6)).all()
 
 
 @pytest.mark.slow
@@ -110,10 +121,11 @@ def test_demo_tables(adv):
     assert list(zoo["model"]) == DEMO_MODELS
     assert (zoo["failed"] == 0).all() and (zoo["attacked"] == 20).all()
     assert zoo["test_error"].between(0, 0.3).all() and (zoo["mean_min_distortion"] > 0).all()
+    assert (zoo["nearest_target_distortion"] < zoo["mean_min_distortion"]).all()
 
     cross = pd.read_parquet(tables / "cross_model.parquet")
     rows = [f"{m} examples" for m in DEMO_MODELS] + ["clean images", "Gaussian noise, stddev=0.1", "Gaussian noise, stddev=0.3"]
-    assert list(cross["examples"]) == rows and list(cross.columns[3:]) == DEMO_MODELS
+    assert list(cross["examples"]) == rows and list(cross.columns[4:]) == DEMO_MODELS
     for m in DEMO_MODELS:  # a model's own examples fool it every time
         assert cross.loc[cross["examples"] == f"{m} examples", m].item() == 1.0
     errors = cross[DEMO_MODELS].to_numpy()

@@ -11,21 +11,26 @@ import pandas as pd
 
 from ...plotting import BASELINE_COLOR, PAIR_COLOR, display_image, save_figure
 
-__all__ = ["error_matrix_heatmap", "distortion_distributions", "adversarial_example_grid", "error_by_regime",
-           "top_image_rows"]
+__all__ = [
+    "adversarial_example_grid",
+    "distortion_distributions",
+    "error_by_regime",
+    "error_matrix_heatmap",
+    "top_image_rows",
+]
 
 
 def error_matrix_heatmap(table: pd.DataFrame, stem: Path, title: str) -> list[Path]:
-    """Heatmap of an error-rate table (Szegedy et al. 2013, Tables 1-3) with every cell's percentage.
+    """Heatmap of an error-rate table (Szegedy et al. 2013, Tables 2 and 4) with every cell's percentage.
 
     ``table`` has a column ``examples`` (the row's example set), a column ``distortion`` (its
-    mean RMS distortion), optionally ``n`` (its size) and one column per model with the error
-    rate in [0, 1].
+    mean RMS distortion), optionally ``n`` (its size) and ``already_wrong`` (images left out of
+    the row), and one column per model with the error rate in [0, 1].
     """
     for col in ("examples", "distortion"):
         if col not in table.columns:
             raise ValueError(f"table needs columns 'examples' and 'distortion'; it has {list(table.columns)}")
-    models = [c for c in table.columns if c not in ("examples", "distortion", "n")]
+    models = [c for c in table.columns if c not in ("examples", "distortion", "n", "already_wrong")]
     err = table[models].to_numpy(dtype=float) * 100
     rows = [f"{e}  (RMS {d:.3f})" for e, d in zip(table["examples"], table["distortion"])]
     fig, ax = plt.subplots(figsize=(1.1 * len(models) + 3.5, 0.45 * len(rows) + 1.6))
@@ -44,18 +49,18 @@ def error_matrix_heatmap(table: pd.DataFrame, stem: Path, title: str) -> list[Pa
     return save_figure(fig, stem)
 
 
-def distortion_distributions(distortions: dict[str, np.ndarray], failures: dict[str, int], stem: Path) -> list[Path]:
+def distortion_distributions(distortions: dict[str, np.ndarray], excluded: dict[str, tuple[int, int]], stem: Path,
+                             nearest: dict[str, np.ndarray] | None = None) -> list[Path]:
     """Minimal RMS distortion per attacked image, one box + points per model, means marked.
 
-    ``distortions[model]`` holds the distortions of the successful examples (0 for images the
-    model already misclassified); ``failures[model]`` counts attacked images whose attack found
-    no adversarial example. Both counts are shown in the model's label.
+    ``distortions[model]`` holds the distortions of the model's adversarial examples (the
+    paper's attack: one random target per image); ``excluded[model]`` is ``(already_wrong,
+    failed)``: images left out because the model misclassified them unperturbed, and images
+    whose attack reached no target, both shown in the model's label. ``nearest[model]``, when
+    given, holds the nearest-target attack's distortions, whose mean is marked too.
     """
     names = list(distortions)
-    labels = [
-        f"{n}\n(already wrong: {int((np.asarray(distortions[n]) == 0).sum())}, failed: {failures.get(n, 0)})"
-        for n in names
-    ]
+    labels = [f"{n}\n(already wrong: {excluded[n][0]}, failed: {excluded[n][1]})" for n in names]
     fig, ax = plt.subplots(figsize=(7.0, 0.55 * len(names) + 1.6))
     data = [np.asarray(distortions[n], dtype=float) for n in names]
     ax.boxplot(data, orientation="horizontal", widths=0.6, showfliers=False,
@@ -66,9 +71,13 @@ def distortion_distributions(distortions: dict[str, np.ndarray], failures: dict[
         ax.scatter(vals, i + 1 + rng.uniform(-0.18, 0.18, len(vals)), s=8, alpha=0.6, color=PAIR_COLOR, linewidths=0)
         if len(vals):
             ax.scatter([vals.mean()], [i + 1], marker="D", color=BASELINE_COLOR, zorder=4,
-                       label="mean" if i == 0 else None)
+                       label="mean (random target)" if i == 0 else None)
+        near = np.asarray((nearest or {}).get(names[i], []), dtype=float)
+        if near.size:
+            ax.scatter([near.mean()], [i + 1], marker="v", s=45, facecolors="none", edgecolors="black", zorder=4,
+                       label="mean (nearest target, on the boundary)" if i == 0 else None)
     ax.set_xlabel("minimal RMS distortion sqrt(sum (x' - x)^2 / n), pixels in [0, 1]")
-    ax.set_title("Distortion needed to change each image's class (closest wrong label)")
+    ax.set_title("Distortion needed to move each image to its random wrong label")
     ax.legend(loc="lower right", fontsize=8)
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -20,18 +21,19 @@ from ...core.seeds import derive_seed, seeded_subset
 from ...core.splits import load_split
 from ...core.weights import save_weights
 from ...engines.evaluation import error_rate
-from ...engines.lbfgs import halving_c_grid, minimal_adversarial_any_target
 from ...engines.training import TrainOptions, fit, remove_checkpoints
 from ...models import load_model
 from ...stats import at_chance
+from .attacks import attack_record, random_wrong_labels
 from .design import p1_p2_split, unit_pixels
 from .tables import load_examples
-from .training import AdversarialPoolTask, train_zoo_model
+from .pools import AdversarialPoolTask
+from .training import train_zoo_model
 from .transfer import cross_model_table, cross_training_set_tables
 from .units import unit_image_rows
 from .zoo import ZOO, build_zoo_model, zoo_architecture
 
-__all__ = ["train_zoo", "attack_zoo", "cross_model", "cross_training_set", "adversarial_training", "unit_inspection", "ADVERSARIAL_TRAINING_MODEL"]
+__all__ = ["ADVERSARIAL_TRAINING_MODEL", "adversarial_training", "attack_zoo", "cross_model", "cross_training_set", "train_zoo", "unit_inspection"]
 
 log = logging.getLogger("nnprobe.adversarial")
 
@@ -51,9 +53,11 @@ def train_zoo(train_path: str, test_path: str, outputs: Mapping[str, str], *, na
               settings: Mapping[str, Any], engine: Mapping[str, Any], checkpoints: str, device: torch.device) -> None:
     """Train the zoo model ``name`` on all training images, P1 or P2; write its weights and errors.
 
-    ``settings`` are the config's ``adversarial`` keys epochs, ae_epochs, batch_size, lr and
-    decay_normalization. The halves P1/P2 are seeded by the config seed alone, so every rule
-    sees the same halves.
+    ``settings`` are the config's ``adversarial`` keys epochs, ae_epochs, batch_size, lr,
+    schedule, decay_normalization and the autoencoder's ae_weight_decay, ae_sparsity_target,
+    ae_sparsity_weight, ae_reconstruction and ae_finetune (:func:`~.training.train_zoo_model`).
+    The halves P1/P2 are seeded by the config seed alone, so every rule sees the same halves.
+    The metrics of AE400-10 add the mean activation of its code on the training images.
     """
     train, _, x, y, xt, yt = _data(train_path, test_path, device)
     p1, p2 = (torch.from_numpy(i).to(device) for i in p1_p2_split(len(train), derive_seed(seed, "p1_p2_split")))
@@ -68,7 +72,10 @@ def train_zoo(train_path: str, test_path: str, outputs: Mapping[str, str], *, na
     started = time.perf_counter()
     model, _ = train_zoo_model(
         name, x[rows], y[rows], options, ae_epochs=settings["ae_epochs"], batch_size=settings["batch_size"],
-        lr=settings["lr"], seed=model_seed, normalize=settings["decay_normalization"], num_classes=len(train.classes),
+        lr=settings["lr"], seed=model_seed, normalize=settings["decay_normalization"], schedule=settings["schedule"],
+        ae_weight_decay=settings["ae_weight_decay"], sparsity_target=settings["ae_sparsity_target"],
+        sparsity_weight=settings["ae_sparsity_weight"], reconstruction=settings["ae_reconstruction"],
+        finetune=settings["ae_finetune"], num_classes=len(train.classes),
     )
     metrics = {
         "model": name,
@@ -82,6 +89,10 @@ def train_zoo(train_path: str, test_path: str, outputs: Mapping[str, str], *, na
         "device": str(device),
         "seed": model_seed,
     }
+    if hasattr(model, "code"):  # AE400-10: how sparse its code is (the sparsity target is ae_sparsity_target)
+        with torch.no_grad():
+            metrics["mean_code_activation"] = float(sum(model.code(x[i]).sum() for i in rows.split(4096))
+                                                    / (rows.numel() * model.encoder.out_features))
     metrics["at_chance"] = at_chance(1.0 - metrics["test_error"], len(train.classes))
     log.info("%s", metrics)
     if metrics["at_chance"]:
@@ -95,45 +106,57 @@ def train_zoo(train_path: str, test_path: str, outputs: Mapping[str, str], *, na
     remove_checkpoints(options)
 
 
-def attack_zoo(weights: str, test_path: str, output: str, *, seed: int, attack: Mapping[str, Any],
+def attack_zoo(weights: str, images_path: str, output: str, *, seed: int, attack: Mapping[str, Any],
                device: torch.device) -> None:
-    """Minimal adversarial examples of one model on the attacked test images, nearest wrong label kept."""
-    test = load_split(test_path)
-    # Every model is attacked on the same images, so that rows of the transfer tables differ by model only.
-    index = seeded_subset(len(test), attack["examples"], derive_seed(seed, "attacked_subset"))
-    x = unit_pixels(test.images[index], device)
-    y = torch.from_numpy(test.labels[index]).to(device)
-    model, _ = load_model(weights, device)
-    log.info("attacking %s on %d test images x %d targets", weights, len(index), len(test.classes) - 1)
-    started = time.perf_counter()
-    res = minimal_adversarial_any_target(
-        model, x, y, c_grid=halving_c_grid(attack["c_max"], attack["c_min"]), max_iter=attack["max_iter"],
-        bisection_steps=attack["bisection_steps"], refine_steps=attack["refine_steps"],
-        batch_size=attack["batch_size"], temperature=attack["temperature"],
-        boundary_margin=attack["boundary_margin"],
-    )
-    seconds = time.perf_counter() - started
-    failed = res.failed.cpu().numpy()
-    if failed.size:
-        log.warning("%d of %d images reached no wrong label: test indices %s", failed.size, len(index),
+    """Minimal adversarial examples of one model (:func:`~.attacks.attack_record`): the paper's
+    attack with one seeded random target per image, and the nearest-target extra.
+
+    ``images_path`` is the prepared split attacked: the training images for the zoo (Tables 1-2,
+    "distortion necessary to reach 0% accuracy on the training set"), the test images for the
+    models of P1 and P2 (Tables 3-4). The images and their targets are seeded by the config
+    seed alone, so every model of a table is attacked on the same images toward the same labels.
+    """
+    split = load_split(images_path)
+    index = seeded_subset(len(split), attack["examples"], derive_seed(seed, "attacked_subset"))
+    labels = split.labels[index]
+    target = random_wrong_labels(labels, len(split.classes), derive_seed(seed, "attack_target"))
+    x = unit_pixels(split.images[index], device)
+    model, saved = load_model(weights, device)
+    name = saved.config.get("model", weights)
+    log.info("attacking %s on %d images of %s, one random target each%s", name, len(index), images_path,
+             " (and every target for the nearest-target column)" if attack["nearest_target"]["enabled"] else "")
+    record = attack_record(model, x, torch.from_numpy(labels).to(device), torch.from_numpy(target).to(device),
+                           attack)
+    correct, success = record["correct"], record["success"]
+    if (~correct).any():
+        log.info("%d of %d images already misclassified: excluded from distortions and transfer rates",
+                 int((~correct).sum()), len(index))
+    failed = correct & ~success
+    if failed.any():
+        log.warning("%d of %d images reached no target: indices %s", int(failed.sum()), len(index),
                     index[failed].tolist())
-    success = res.success.cpu().numpy()
-    log.info("%d/%d succeeded, mean RMS distortion %.4f, %.1f s", success.sum(), len(index),
-             float(np.nanmean(res.distortion.cpu().numpy())), seconds)
-    write_npz({"index": index, "label": y.cpu().numpy(), "target": res.target.cpu().numpy(), "success": success,
-               "distortion": res.distortion.cpu().numpy(), "c": res.c.cpu().numpy(),
-               "adversarial": res.adversarial.cpu().numpy().astype(np.float32), "seconds": np.float64(seconds)},
-              output, compressed=True)
+    kept = correct & success
+    log.info("%s: %d/%d succeeded, mean RMS distortion %.4f over the %d correctly classified images, %.1f s",
+             name, int(success.sum()), len(index), float(record["distortion"][kept].mean()) if kept.any() else float("nan"),
+             int(kept.sum()), record["seconds"])
+    if "nearest_distortion" in record:
+        near = correct & record["nearest_success"]
+        log.info("%s, nearest target: mean RMS distortion %.4f over %d images, %.1f s",
+                 name, float(record["nearest_distortion"][near].mean()) if near.any() else float("nan"), int(near.sum()),
+                 record["nearest_seconds"])
+    write_npz({"index": index, "split": np.array(Path(images_path).stem), "label": labels, **record}, output,
+              compressed=True)
 
 
-def cross_model(weights: Sequence[str], examples: Sequence[str], test_path: str, stem: str, *,
+def cross_model(weights: Sequence[str], examples: Sequence[str], images_path: str, stem: str, *,
                 names: Sequence[str], noise_std: Sequence[float], seed: int, device: torch.device) -> None:
-    """Every model's examples (and clean images, Gaussian noise) fed to every model."""
-    test = load_split(test_path)
+    """Table 2: every model's examples (and the clean images, Gaussian noise) fed to every model;
+    ``images_path`` is the split the models were attacked on."""
+    split = load_split(images_path)
     loaded = {name: load_examples(path) for name, path in zip(names, examples, strict=True)}
     index = next(iter(loaded.values()))["index"]
-    clean = unit_pixels(test.images[index], device)
-    labels = torch.from_numpy(test.labels[index]).to(device)
+    clean = unit_pixels(split.images[index], device)
+    labels = torch.from_numpy(split.labels[index]).to(device)
     models = {name: load_model(w, device)[0] for name, w in zip(names, weights, strict=True)}
     table = cross_model_table(models, loaded, clean, labels, noise_std, seed)
     log.info("\n%s", table.to_string(index=False))
@@ -159,22 +182,27 @@ def cross_training_set(weights: Sequence[str], metrics: Sequence[str], examples:
 def adversarial_training(train_path: str, test_path: str, output: str, *, regime: str, replicate: int, seed: int,
                          settings: Mapping[str, Any], engine: Mapping[str, Any], checkpoints: str,
                          device: torch.device) -> None:
-    """One FC100-100-10 under one regime (Sec. 4.3): weight decay, dropout, or an adversarial pool.
+    """One FC100-100-10 under one regime (Sec. 4.3): weight decay, dropout, or adversarial pools.
 
     The replicate's seed is shared by the three regimes: they start from the same weights and
-    see the clean images in the same order. ``settings``: the config's ``adversarial`` keys
-    batch_size, lr, decay_normalization and adversarial_training.
+    see the clean images in the same order, with the zoo's recipe. ``settings``: the config's
+    ``adversarial`` keys batch_size, lr, schedule, decay_normalization and adversarial_training
+    (the learning-rate schedule spans each regime's own epochs). The dropout regime trains for
+    ``dropout_epochs``, the others for ``epochs``; the pool regime keeps a pool per layer of
+    ``layers`` (:class:`~nnprobe.studies.adversarial.pools.AdversarialPoolTask`).
     """
     train, _, x, y, xt, yt = _data(train_path, test_path, device)
     cfg = settings["adversarial_training"]
     model_seed = derive_seed(seed, "adversarial_training", replicate)
     name = ADVERSARIAL_TRAINING_MODEL
-    log.info("%s, replicate %d, seed %d", regime, replicate, model_seed)
+    epochs = cfg["dropout_epochs"] if regime == "dropout" else cfg["epochs"]
+    log.info("%s, replicate %d, seed %d, %d epochs", regime, replicate, model_seed, epochs)
     options = TrainOptions.from_config(
-        engine, checkpoint_dir=checkpoints, epochs=cfg["epochs"], device=device, name=f"{regime} {replicate}",
+        engine, checkpoint_dir=checkpoints, epochs=epochs, device=device, name=f"{regime} {replicate}",
         fingerprint={"data": sha256_file(train_path), "regime": regime, "seed": model_seed, **dict(settings)},
     )
-    common = {"batch_size": settings["batch_size"], "lr": settings["lr"], "normalize": settings["decay_normalization"]}
+    common = {"batch_size": settings["batch_size"], "lr": settings["lr"], "schedule": settings["schedule"],
+              "normalize": settings["decay_normalization"]}
     started = time.perf_counter()
     pool_stats: dict[str, Any] = {}
     if regime == "adversarial_pool":
@@ -182,26 +210,26 @@ def adversarial_training(train_path: str, test_path: str, output: str, *, regime
         model = build_zoo_model(name, x[0].numel(), len(train.classes), torch.Generator().manual_seed(model_seed))
         model = model.to(device)
         task = AdversarialPoolTask(
-            model, x, y, weight_decay=ZOO[name].weight_decay, order_seed=model_seed + 2, pool_size=cfg["pool_size"],
-            refresh_every=cfg["refresh_every"], refresh_size=cfg["refresh_size"], pool_fraction=cfg["pool_fraction"],
-            attack={"c_grid": cfg["c_grid"], "max_iter": cfg["max_iter"], "bisection_steps": 0, "refine_steps": 0},
+            model, x, y, layers=cfg["layers"], weight_decay=ZOO[name].weight_decay, order_seed=model_seed + 2,
+            pool_size=cfg["pool_size"], refresh_every=cfg["refresh_every"], refresh_size=cfg["refresh_size"],
+            pool_fraction=cfg["pool_fraction"], warmup_epochs=cfg["warmup_epochs"],
+            attack={key: cfg[key] for key in ("c_grid", "max_iter", "bisection_steps", "refine_steps", "temperature",
+                                              "solver")},
             num_classes=len(train.classes), **common,
         )
         fit(task, options)
         model.eval()
-        pool = task.pool
-        distortions = pool["distortions"].numpy()
-        pool_stats = {"pool_size": len(pool["labels"]), "pool_generated": pool["generated"],
-                      "pool_failed": pool["failed"],
-                      "pool_mean_distortion": float(distortions.mean()) if distortions.size else float("nan")}
+        pools = task.summary()
+        pool_stats = {"pool_size": sum(pools[f"pool_{layer}_size"] for layer in task.layers),
+                      "pool_layers": ",".join(task.layers), **pools}
         log.info("pool: %s", pool_stats)
     else:
         dropout = tuple(cfg["dropout"]) if regime == "dropout" else None
         model, _ = train_zoo_model(name, x, y, options, seed=model_seed, dropout=dropout,
                                    num_classes=len(train.classes), **common)
-    result = {"regime": regime, "replicate": replicate, "seed": model_seed, "train_error": error_rate(model, x, y),
-              "test_error": error_rate(model, xt, yt), "train_seconds": time.perf_counter() - started,
-              "device": str(device), **pool_stats}
+    result = {"regime": regime, "replicate": replicate, "seed": model_seed, "epochs": epochs,
+              "train_error": error_rate(model, x, y), "test_error": error_rate(model, xt, yt),
+              "train_seconds": time.perf_counter() - started, "device": str(device), **pool_stats}
     log.info("%s", result)
     write_json(result, output)
     remove_checkpoints(options)

@@ -20,14 +20,21 @@ from .figures import (
     top_image_rows,
 )
 from .tables import (
+    adversarial_rows,
     adversarial_training_summary,
     examples_on_every_model,
     load_examples,
     zoo_table,
 )
 
-__all__ = ["zoo_summary", "adversarial_training_report", "error_matrix_figure", "distortion_figure", "example_grid",
-           "units_figure"]
+__all__ = [
+    "adversarial_training_report",
+    "distortion_figure",
+    "error_matrix_figure",
+    "example_grid",
+    "units_figure",
+    "zoo_summary",
+]
 
 log = logging.getLogger("nnprobe.adversarial")
 
@@ -61,20 +68,23 @@ def error_matrix_figure(table: str, matrix: str, stem: str) -> None:
 
 
 def distortion_figure(names: Sequence[str], examples: Sequence[str], stem: str) -> None:
-    """The minimal distortion of every attacked image, per model."""
-    distortions, failures = {}, {}
+    """The minimal distortion of every attacked image, per model (and the nearest-target attack's mean)."""
+    distortions, excluded, nearest = {}, {}, {}
     for name, path in zip(names, examples, strict=True):
         ex = load_examples(path)
-        distortions[name] = ex["distortion"][ex["success"]]
-        failures[name] = int((~ex["success"]).sum())
-    written = distortion_distributions(distortions, failures, Path(stem))
+        distortions[name] = ex["distortion"][adversarial_rows(ex)]
+        excluded[name] = (int((~ex["correct"]).sum()), int((ex["correct"] & ~ex["success"]).sum()))
+        if "nearest_distortion" in ex:
+            nearest[name] = ex["nearest_distortion"][ex["correct"] & ex["nearest_success"]]
+    written = distortion_distributions(distortions, excluded, Path(stem), nearest)
     log.info("wrote %s", [str(p) for p in written])
 
 
-def example_grid(names: Sequence[str], examples: Sequence[str], test_path: str, stem: str, *, count: int,
+def example_grid(names: Sequence[str], examples: Sequence[str], images_path: str, stem: str, *, count: int,
                  magnify: float) -> None:
-    """Originals, adversarial examples and their magnified differences, for images every model got right."""
-    test = load_split(test_path)
+    """Originals (from the attacked split ``images_path``), adversarial examples and their
+    magnified differences, for images every model got right."""
+    test = load_split(images_path)
     loaded = [load_examples(p) for p in examples]
     pick = examples_on_every_model(loaded, count)
     if pick.size == 0:
@@ -90,7 +100,8 @@ def example_grid(names: Sequence[str], examples: Sequence[str], test_path: str, 
         captions[name] = [f"{classes[ex['label'][i]]}→{classes[ex['target'][i]]}, {ex['distortion'][i]:.3f}"
                           for i in pick]
     written = adversarial_example_grid(originals, adversarial, captions, Path(stem), magnify)
-    log.info("wrote %s (test images %s)", [str(p) for p in written], loaded[0]["index"][pick].tolist())
+    log.info("wrote %s (images %s of %s)", [str(p) for p in written], loaded[0]["index"][pick].tolist(),
+             images_path)
 
 
 def units_figure(arrays: str, stem: str) -> None:

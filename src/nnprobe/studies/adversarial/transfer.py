@@ -1,4 +1,4 @@
-"""Transfer of adversarial examples (Szegedy et al. 2013, Tables 1-3): the error of every
+"""Transfer of adversarial examples (Szegedy et al. 2013, Tables 2-4): the error of every
 example set on every model, Gaussian-noise controls, and examples rescaled to a distortion."""
 
 from __future__ import annotations
@@ -16,9 +16,16 @@ from ...core.seeds import derive_seed
 from ...engines.evaluation import error_rate
 from ...engines.lbfgs import check_images, check_labels, rms_distortion
 from .design import unit_pixels
+from .tables import adversarial_rows
 
-__all__ = ["gaussian_noise_control", "rescale_to_rms", "ErrorMatrix", "cross_model_error_matrix", "cross_model_table",
-           "cross_training_set_tables"]
+__all__ = [
+    "ErrorMatrix",
+    "cross_model_error_matrix",
+    "cross_model_table",
+    "cross_training_set_tables",
+    "gaussian_noise_control",
+    "rescale_to_rms",
+]
 
 
 def gaussian_noise_control(x: torch.Tensor, std: float, seed: int) -> torch.Tensor:
@@ -78,10 +85,15 @@ class ErrorMatrix:
     columns: tuple[str, ...]
     error: np.ndarray  # (len(rows), len(columns)), float64 in [0, 1]
 
-    def frame(self, distortion: Mapping[str, float], sizes: Mapping[str, int]):
-        """A pandas DataFrame: columns ``examples``, ``distortion``, ``n``, then one per model."""
+    def frame(self, distortion: Mapping[str, float], sizes: Mapping[str, int],
+              already_wrong: Mapping[str, int] | None = None):
+        """A pandas DataFrame: columns ``examples``, ``distortion``, ``n``, ``already_wrong`` (the
+        images left out of a row because its model misclassified them unperturbed; 0 where not
+        given), then one per model."""
+        already_wrong = already_wrong or {}
         table = pd.DataFrame(
-            {"examples": list(self.rows), "distortion": [distortion[r] for r in self.rows], "n": [sizes[r] for r in self.rows]}
+            {"examples": list(self.rows), "distortion": [distortion[r] for r in self.rows],
+             "n": [sizes[r] for r in self.rows], "already_wrong": [int(already_wrong.get(r, 0)) for r in self.rows]}
         )
         return pd.concat([table, pd.DataFrame(self.error, columns=list(self.columns))], axis=1)
 
@@ -121,21 +133,24 @@ def cross_model_error_matrix(
 
 def cross_model_table(models: Mapping[str, nn.Module], examples: Mapping[str, Mapping[str, np.ndarray]],
                       clean: torch.Tensor, labels: torch.Tensor, noise_std: Sequence[float], seed: int):
-    """Szegedy et al. (2013), Table 1's transfer columns: every example set's error on every model.
+    """Szegedy et al. (2013), Table 2: every example set's error on every model.
 
-    ``examples[name]`` is the attack of model ``name`` on the attacked test images ``clean``
-    (true ``labels``): arrays ``success``, ``adversarial``, ``label``, ``distortion``. Rows: each
-    model's successful examples, the clean images and Gaussian noise of every ``noise_std``
-    (seeded by ``(seed, std)``). Columns: examples, mean RMS distortion, n, one error rate per model.
+    ``examples[name]`` is the attack of model ``name`` on the attacked images ``clean`` (true
+    ``labels``): arrays ``success``, ``correct``, ``adversarial``, ``label``, ``distortion``.
+    Rows: each model's adversarial examples (:func:`adversarial_rows`: images it misclassified
+    unperturbed are left out and counted in ``already_wrong``), the clean images and Gaussian
+    noise of every ``noise_std`` (seeded by ``(seed, std)``). Columns: examples, mean RMS
+    distortion, n, already_wrong, one error rate per model.
     """
     device = clean.device
-    sets, set_labels, distortion = {}, {}, {}
+    sets, set_labels, distortion, wrong = {}, {}, {}, {}
     for name, ex in examples.items():
-        ok = np.asarray(ex["success"])
+        ok = adversarial_rows(ex)
         row = f"{name} examples"
         sets[row] = torch.from_numpy(np.asarray(ex["adversarial"])[ok]).to(device)
         set_labels[row] = torch.from_numpy(np.asarray(ex["label"])[ok]).to(device)
         distortion[row] = float(np.mean(np.asarray(ex["distortion"])[ok])) if ok.any() else float("nan")
+        wrong[row] = int((~np.asarray(ex["correct"], bool)).sum())
     sets["clean images"], set_labels["clean images"], distortion["clean images"] = clean, labels, 0.0
     for std in noise_std:
         row = f"Gaussian noise, stddev={std:g}"
@@ -143,27 +158,28 @@ def cross_model_table(models: Mapping[str, nn.Module], examples: Mapping[str, Ma
         set_labels[row] = labels
         distortion[row] = float(rms_distortion(sets[row], clean).mean())
     matrix = cross_model_error_matrix(models, sets, set_labels)
-    return matrix.frame(distortion, {r: len(set_labels[r]) for r in matrix.rows})
+    return matrix.frame(distortion, {r: len(set_labels[r]) for r in matrix.rows}, wrong)
 
 
 def cross_training_set_tables(models: Mapping[str, nn.Module], metrics: Mapping[str, Mapping],
                               examples: Mapping[str, Mapping[str, np.ndarray]], test_images: np.ndarray,
                               test_labels: np.ndarray, noise_std: Sequence[float], rescale_rms: float, seed: int, device: torch.device | str):
-    """Szegedy et al. (2013), Table 2: models trained on the disjoint halves P1 and P2.
+    """Szegedy et al. (2013), Tables 3 and 4: models trained on the disjoint halves P1 and P2.
 
     ``models``, ``metrics`` and ``examples`` are keyed by the model's display name ("FC100-100-10
     (P1)"); ``metrics`` holds its training record (trainset, p1_error, p2_error, test_error),
     ``examples`` its attack on test images (``index`` into ``test_images`` and ``test_labels``; every
-    model was attacked on the same images). Returns the models
-    table (errors, mean minimal distortion, counts) and the error matrix of every model's
-    examples, the same rescaled to RMS ``rescale_rms``, and Gaussian noise of every
+    model was attacked on the same images). Returns the models table (Table 3: errors, mean
+    minimal distortion over :func:`adversarial_rows`, counts) and the error matrix (Table 4) of
+    every model's examples, the same rescaled to RMS ``rescale_rms``, and Gaussian noise of every
     ``noise_std``, fed to every model.
     """
-    rows, sets, set_labels, bases = [], {}, {}, {}
+    rows, sets, set_labels, bases, wrong = [], {}, {}, {}, {}
     index = None
     for label, ex in examples.items():
         m = metrics[label]
-        ok, index = np.asarray(ex["success"]), np.asarray(ex["index"])
+        ok, index = adversarial_rows(ex), np.asarray(ex["index"])
+        correct, success = np.asarray(ex["correct"], bool), np.asarray(ex["success"], bool)
         adv = torch.from_numpy(np.asarray(ex["adversarial"])[ok]).to(device)
         y = torch.from_numpy(np.asarray(ex["label"])[ok]).to(device)
         distortion = np.asarray(ex["distortion"])[ok]
@@ -176,12 +192,13 @@ def cross_training_set_tables(models: Mapping[str, nn.Module], metrics: Mapping[
             "test_error": m["test_error"],
             "mean_min_distortion": float(distortion.mean()) if ok.any() else float("nan"),
             "attacked": int(ok.size),
-            "failed": int((~ok).sum()),
+            "already_wrong": int((~correct).sum()),
+            "failed": int((correct & ~success).sum()),
         })
         scaled = f"{label} examples at RMS {rescale_rms:g}"
         sets[f"{label} examples"], sets[scaled] = adv, rescale_to_rms(adv, x, rescale_rms)
         for row in (f"{label} examples", scaled):
-            set_labels[row], bases[row] = y, x
+            set_labels[row], bases[row], wrong[row] = y, x, int((~correct).sum())
     if index is None:
         raise ValueError("cross_training_set_tables needs the examples of at least one model")
     x = unit_pixels(test_images[index], device)
@@ -192,4 +209,4 @@ def cross_training_set_tables(models: Mapping[str, nn.Module], metrics: Mapping[
         set_labels[row], bases[row] = y, x
     matrix = cross_model_error_matrix(models, sets, set_labels)
     distortion = {r: float(rms_distortion(sets[r], bases[r]).mean()) for r in matrix.rows}
-    return pd.DataFrame(rows), matrix.frame(distortion, {r: len(set_labels[r]) for r in matrix.rows})
+    return pd.DataFrame(rows), matrix.frame(distortion, {r: len(set_labels[r]) for r in matrix.rows}, wrong)
