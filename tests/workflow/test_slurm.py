@@ -2,12 +2,16 @@
 
 The test installs Debian's slurmctld, slurmd and munge when they are missing (root and
 apt-get needed, else it skips), starts munged, slurmctld and slurmd on a configuration of
-its own in a temporary folder (no accounting database), runs config/demo.yaml's mislabel
-study (target ``mislabel``) through ``--profile profiles/slurm``, and then checks
+its own in a temporary folder (no accounting database; a node with two GPUs as a GRES on two
+stand-in device files, which needs no real GPU, and a CPU and a GPU partition), runs config/demo.yaml's
+mislabel study (target ``mislabel``) and a training job of every other study through
+``--profile profiles/slurm`` with ``resources.train_gpu: 1`` (and ``allow_cpu``: the GPUs are
+not real), and then checks
 
 * from SLURM's own records (``squeue --states=all``, ``scontrol show job`` and the
   slurmctld log) that every job Snakemake did not run locally went through sbatch, one
-  SLURM job per Snakemake job, with the rule's partition, memory and time limit;
+  SLURM job per Snakemake job, with the rule's memory and time limit, every GPU rule's job
+  in the GPU partition with a GPU request and every other job in the CPU partition;
 * that the results equal those of the local demo run (the ``demo_run`` fixture) exactly:
   the same seeds give bit-identical tables and weights, because both executors run each
   job with the rule's thread count (Snakemake sets OMP_NUM_THREADS etc. to it: 1 here), so
@@ -27,6 +31,7 @@ import re
 import shutil
 import signal
 import socket
+import stat
 import subprocess
 import sys
 import tempfile
@@ -55,6 +60,15 @@ SYSTEM_CONF = Path("/etc/slurm/slurm.conf")
 #: Part of the temporary folder's name: a link at SYSTEM_CONF into such a folder is ours.
 MARKER = "nnprobe-slurm"
 PARTITION = "debug"
+GPU_PARTITION = "gpu"
+#: A training job of every study besides the mislabel study (which runs whole).
+OTHER_STUDIES = [
+    "results/adversarial/models/full/fc10_1.json",
+    "results/noise/models/multiclass/seed0/metrics.json",
+    "results/visualize/models/natural/metrics.parquet",
+]
+#: What the run asks of SLURM besides the demo: a GPU for every network job.
+GPU_CONFIG = {"resources": {"train_gpu": 1, "allow_cpu": True}}
 RUN_TIMEOUT = 20 * 60
 #: Overrides of profiles/slurm for this one-node cluster (the test's second --profile).
 OVERRIDES = {
@@ -186,7 +200,9 @@ class Cluster:
 
 def _slurm_conf(root: Path, munge_socket: Path, host: str, ctld_port: int, slurmd_port: int) -> str:
     return f"""\
-# A one-node SLURM cluster for tests/test_slurm.py: no accounting, no cgroups, no GRES.
+# A one-node SLURM cluster for tests/workflow/test_slurm.py: no accounting, no cgroups; two
+# GPUs as a GRES on stand-in device files (gres.conf), so that GPU requests are scheduled
+# without a real GPU.
 ClusterName=nnprobetest
 SlurmctldHost={host}(127.0.0.1)
 SlurmctldPort={ctld_port}
@@ -217,8 +233,10 @@ ReturnToService=2
 # Finished jobs stay visible to squeue/scontrol for an hour: the plugin reads their final
 # state with squeue, and the test reads every job's record after the run.
 MinJobAge=3600
-NodeName={host} NodeAddr=127.0.0.1 CPUs={min(os.cpu_count() or 1, len(os.sched_getaffinity(0)))} RealMemory={_real_memory_mb()} State=UNKNOWN
+GresTypes=gpu
+NodeName={host} NodeAddr=127.0.0.1 CPUs={min(os.cpu_count() or 1, len(os.sched_getaffinity(0)))} RealMemory={_real_memory_mb()} Gres=gpu:2 State=UNKNOWN
 PartitionName={PARTITION} Nodes={host} Default=YES MaxTime=INFINITE State=UP
+PartitionName={GPU_PARTITION} Nodes={host} MaxTime=INFINITE State=UP
 """
 
 
@@ -254,6 +272,11 @@ def slurm_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]
         key.write_bytes(os.urandom(1024))
         key.chmod(0o400)
         conf.write_text(_slurm_conf(root, munge_dir / "munge.socket", host, _free_port(), _free_port()))
+        # slurmd drops a GPU GRES without device files and refuses files that are not devices:
+        # two character devices with /dev/null's numbers stand in for the GPUs.
+        for index in range(2):
+            os.mknod(root / f"gpu{index}", 0o600 | stat.S_IFCHR, os.makedev(1, 3))
+        (root / "gres.conf").write_text(f"NodeName={host} Name=gpu File={root}/gpu[0-1]\n")
         if ours:
             SYSTEM_CONF.unlink()
         SYSTEM_CONF.parent.mkdir(parents=True, exist_ok=True)
@@ -277,8 +300,9 @@ def slurm_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]
         deadline = time.monotonic() + 90
         state = ""
         while time.monotonic() < deadline:
+            # one line per partition the node is in
             state = cluster.run("sinfo", "--noheader", "--Node", "--format=%T").stdout.strip()
-            if state == "idle":
+            if set(state.split()) == {"idle"}:
                 break
             time.sleep(1)
         else:
@@ -344,14 +368,17 @@ def test_demo_runs_through_slurm_and_matches_the_local_run(demo_run: Path, slurm
     (override / "config.yaml").write_text(yaml.safe_dump(OVERRIDES))
     workdir = tmp_path / "run"
     workdir.mkdir()
+    gpu_config = tmp_path / "gpu.yaml"
+    gpu_config.write_text(yaml.safe_dump(GPU_CONFIG))
     try:
         proc = run_snakemake(
-            # The mislabel study alone: its training jobs carry the resources to check, and
-            # the whole demo twice would not fit the CI's time budget.
-            ["mislabel", "--profile", REPO / "profiles" / "slurm", "--profile", override],
+            # The mislabel study whole and one training job of every other study: the whole
+            # demo twice would not fit the CI's time budget.
+            ["mislabel", *OTHER_STUDIES, "--profile", REPO / "profiles" / "slurm", "--profile", override],
             directory=workdir,
+            configfiles=(DEMO_CONFIG, gpu_config),
             timeout=RUN_TIMEOUT,
-            env={**slurm_cluster.env, "NNPROBE_SLURM_PARTITION": PARTITION},
+            env={**slurm_cluster.env, "NNPROBE_SLURM_PARTITION": PARTITION, "NNPROBE_SLURM_GPU_PARTITION": GPU_PARTITION},
         )
     except subprocess.TimeoutExpired as e:
         pytest.fail(f"the SLURM run took over {RUN_TIMEOUT} s\n{_tail(str(e.output or ''))}\n{slurm_cluster.logs()}")
@@ -376,13 +403,18 @@ def test_demo_runs_through_slurm_and_matches_the_local_run(demo_run: Path, slurm
     assert {r["JobId"] for r in records} == logged_ids
     ctld_log = slurm_cluster.ctld_log.read_text()
     config = yaml.safe_load(DEMO_CONFIG.read_text())["resources"]
+    gpu_rules = set(re.findall(r'"(\w+)"', (REPO / "profiles" / "slurm" / "config.yaml").read_text().split("gpu_rules = [")[1].split("]")[0]))
     slurm_rules = collections.Counter()
     for record in records:
         job_id = record["JobId"]
         rule = re.fullmatch(r"rule_(\w+?)(?:_wildcards_.*)?", record["Comment"]).group(1)
         slurm_rules[rule] += 1
         assert record["JobState"] == "COMPLETED" and record["ExitCode"] == "0:0", record
-        assert record["Partition"] == PARTITION, record
+        gpus = [v for k, v in record.items() if k.startswith("Tres") and "gpu" in v]
+        if rule in gpu_rules:  # a GPU request, in the GPU partition, as SLURM recorded it
+            assert record["Partition"] == GPU_PARTITION and gpus, record
+        else:
+            assert record["Partition"] == PARTITION and not gpus, record
         # started by the main scheduler ("sched: Allocate JobId=N") or by backfill ("Started JobId=N")
         assert re.search(rf"\b(?:Allocate|Started) JobId={job_id}\b", ctld_log), f"slurmctld never started job {job_id}"
         assert re.search(rf"_job_complete: JobId={job_id} WEXITSTATUS 0\b", ctld_log), job_id
@@ -394,6 +426,12 @@ def test_demo_runs_through_slurm_and_matches_the_local_run(demo_run: Path, slurm
             hours, minutes = divmod(config["train_runtime"], 60)
             assert record["TimeLimit"] == f"{hours:02d}:{minutes:02d}:00", record
     assert slurm_rules == submitted, (slurm_rules, submitted)
+    studies = {"train_population", "train_zoo_model", "noise_train", "visualize_train"}
+    assert studies <= set(slurm_rules), slurm_rules  # a GPU job of every study went through SLURM
+    for target in OTHER_STUDIES:  # no real GPU on the node: the jobs said so and ran on the CPU
+        assert (workdir / target).is_file(), target
+    assert "runs on the CPU (resources.allow_cpu is true)" in (
+        workdir / "results" / "logs" / "noise" / "noise_train" / "multiclass" / "seed0.log").read_text()
 
     # -- the results equal the local run's -------------------------------------------------
     local_results, slurm_results = demo_run / "results", workdir / "results"
@@ -409,7 +447,13 @@ def test_demo_runs_through_slurm_and_matches_the_local_run(demo_run: Path, slurm
         )
     from safetensors.numpy import load_file
 
-    for weights in sorted(local_results.glob("mislabel/populations/*/*/weights.safetensors")):
+    other = [Path(t).relative_to("results") for t in OTHER_STUDIES]
+    networks = [*local_results.glob("mislabel/populations/*/*/weights.safetensors"),
+                local_results / "adversarial/models/full/fc10_1.safetensors",
+                local_results / "noise/models/multiclass/seed0/weights.safetensors",
+                local_results / "visualize/models/natural/weights.safetensors"]
+    assert all((slurm_results / o).is_file() for o in other)
+    for weights in sorted(networks):
         mine = load_file(slurm_results / weights.relative_to(local_results))
         theirs = load_file(weights)
         assert mine.keys() == theirs.keys(), weights
