@@ -46,10 +46,15 @@ log = logging.getLogger("nnprobe.evidence")
 #: The config keys that define the networks of a study: folders that differ in one of them
 #: hold networks of different experiments and are not combined.
 NETWORK_KEYS = {"mislabel": ["seed", "dataset", "model", "train", "mislabel.fraction"]}
-#: Where a study's per-model tables and key outputs lie in a run's working directory.
-PER_MODEL = {"mislabel": "results/mislabel/populations/*/*/metrics.parquet"}
+#: Where a study's per-model tables lie in a run's working directory: the mislabel populations'
+#: metrics; the adversarial study's tables (one row per network or attacked model) and the
+#: record of every adversarially trained network.
+PER_MODEL = {"mislabel": ["results/mislabel/populations/*/*/metrics.parquet"],
+             "adversarial": ["results/adversarial/tables/*.parquet", "results/adversarial/training/*/*.json"]}
 KEY_FIGURES = {"mislabel": ["t_heatmap_confused_vs_clean", "information_heatmap_delta_logloss_bits",
-                            "accuracy_by_pair", "class_dendrogram"]}
+                            "accuracy_by_pair", "class_dendrogram"],
+               "adversarial": ["distortion", "examples", "cross_model", "cross_training_set",
+                               "adversarial_training", "units"]}
 INFORMATION_VALUES = ("delta_logloss_bits", "kl_bits")
 
 
@@ -107,22 +112,32 @@ def _benchmarks(workdir: Path, study: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["job", "seconds", "max_rss_mb"])
 
 
+def _per_model_name(study: str, relative: Path) -> str:
+    """A per-model table's file name in the evidence folder: its job's wildcards joined by "__"
+    (``none__r0-2.parquet`` for a mislabel population, ``training__dropout__0.json``)."""
+    if study == "mislabel":  # populations/PACK/BLOCK/metrics.parquet
+        return "__".join(relative.parent.parts[1:]) + relative.suffix
+    return "__".join(relative.with_suffix("").parts) + relative.suffix
+
+
 def write_evidence(study: str, workdir: str | Path, out: str | Path, *, command: str, device: str | None = None,
                    wall_seconds: float | None = None, notes: str = "") -> Path:
     """Copy what a finished run of ``study`` in ``workdir`` shows into the evidence folder ``out``.
 
     ``command`` is the exact command that ran; ``device`` names the machine (GPU, driver, CUDA and
-    torch versions), by default the one this process sees (:func:`device_description`). Per-model tables keep the names of their jobs (pack and block).
+    torch versions), by default the one this process sees (:func:`device_description`). Per-model
+    tables (:data:`PER_MODEL`) keep the names of their jobs (pack and block, regime and replicate).
     """
     workdir, out = Path(workdir), Path(out)
     results = workdir / "results"
-    tables = sorted(workdir.glob(PER_MODEL[study]))
+    if study not in PER_MODEL:
+        raise ValueError(f"evidence folders cover the studies {sorted(PER_MODEL)}; got {study!r}")
+    tables = sorted(p for pattern in PER_MODEL[study] for p in workdir.glob(pattern))
     if not tables:
         raise FileNotFoundError(f"no per-model tables of the {study} study under {workdir} ({PER_MODEL[study]})")
     (out / "per_model").mkdir(parents=True, exist_ok=True)
     for table in tables:
-        job = "__".join(table.relative_to(results / study / "populations").parent.parts)
-        shutil.copyfile(table, out / "per_model" / f"{job}.parquet")
+        shutil.copyfile(table, out / "per_model" / _per_model_name(study, table.relative_to(results / study)))
     (out / "tables").mkdir(exist_ok=True)
     for md in sorted((results / study / "tables").glob("*.md")):
         shutil.copyfile(md, out / "tables" / md.name)
@@ -143,7 +158,9 @@ def write_evidence(study: str, workdir: str | Path, out: str | Path, *, command:
         f"- host Python {platform.python_version()}",
         f"- wall time of the run: {wall_seconds:.1f} s" if wall_seconds is not None else "- wall time: not recorded",
         (f"- per-model tables: {len(tables)} jobs in `per_model/` (rebuild the tables and figures on a CPU: "
-         f"`python -m nnprobe.evidence rebuild --study {study} --to OUT {out}`)"),
+         f"`python -m nnprobe.evidence rebuild --study {study} --to OUT {out}`)" if study in NETWORK_KEYS else
+         f"- per-model tables: {len(tables)} files in `per_model/` (the run's own tables; rebuilding from "
+         f"evidence covers {sorted(NETWORK_KEYS)})"),
         "",
     ]
     if notes:
@@ -207,7 +224,7 @@ def main(argv: Sequence[str] | None = None) -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="action", required=True)
     w = sub.add_parser("write", help="copy a finished run's evidence into a folder")
-    w.add_argument("--study", default="mislabel", choices=sorted(NETWORK_KEYS))
+    w.add_argument("--study", default="mislabel", choices=sorted(PER_MODEL))
     w.add_argument("--workdir", required=True, help="the run's working directory (holds results/)")
     w.add_argument("--to", required=True, help="the evidence folder, e.g. docs/runs/2026-12-01-mislabel-r0-9")
     w.add_argument("--command", required=True, help="the exact command that ran")

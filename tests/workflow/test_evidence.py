@@ -54,6 +54,19 @@ def test_evidence_folder_holds_what_the_run_shows(evidence, demo_run):
     assert size < 5e6, f"an evidence folder should stay under ~5 MB, this one is {size / 1e6:.1f} MB"
 
 
+def test_adversarial_evidence_holds_its_tables_and_training_records(demo_run, tmp_path):
+    out = write_evidence("adversarial", demo_run, tmp_path / "2026-12-02-adversarial-demo", command="make demo")
+    names = sorted(p.name for p in (out / "per_model").iterdir())
+    assert "tables__zoo.parquet" in names and "training__adversarial_pool__0.json" in names
+    records = sorted(demo_run.glob("results/adversarial/training/*/*.json"))
+    assert sum(name.endswith(".json") for name in names) == len(records) > 0
+    assert len(list((out / "figures").glob("*.png"))) == 6
+    readme = (out / "README.md").read_text()
+    assert "adversarial/attack_zoo_model/full" in readme and "rebuilding from evidence covers ['mislabel']" in readme
+    size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+    assert size < 5e6, f"an evidence folder should stay under ~5 MB, this one is {size / 1e6:.1f} MB"
+
+
 def test_rebuild_from_two_folders_gives_the_workflows_tables(evidence, demo_run, tmp_path):
     jobs = sorted(p.name for p in (evidence / "per_model").iterdir())
     first = split(evidence, tmp_path / "first", jobs[::2])
