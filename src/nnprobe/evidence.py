@@ -130,6 +130,10 @@ def write_evidence(study: str, workdir: str | Path, out: str | Path, *, command:
     """
     workdir, out = Path(workdir), Path(out)
     results = workdir / "results"
+    if not (results / "config.yaml").is_file():
+        raise FileNotFoundError(f"{results / 'config.yaml'} is missing: the run's effective configuration is made by "
+                                "the target results/config.yaml (rule all makes it, a study target does not); run "
+                                "`snakemake results/config.yaml` with the run's own --configfile and --config, then again")
     if study not in PER_MODEL:
         raise ValueError(f"evidence folders cover the studies {sorted(PER_MODEL)}; got {study!r}")
     tables = sorted(p for pattern in PER_MODEL[study] for p in workdir.glob(pattern))

@@ -106,3 +106,10 @@ def test_rebuild_command_says_what_is_not_evidence(tmp_path):
                            str(tmp_path)], capture_output=True, text=True, check=False)
     assert proc.returncode != 0
     assert "hold no config.yaml: not evidence folders" in proc.stderr
+
+
+def test_write_says_how_to_make_a_missing_effective_config(tmp_path):
+    (tmp_path / "run" / "results").mkdir(parents=True)
+    with pytest.raises(FileNotFoundError, match=r"snakemake results/config.yaml"):
+        write_evidence("adversarial", tmp_path / "run", tmp_path / "out", command="snakemake adversarial")
+    assert not (tmp_path / "out").exists()  # nothing half-written
