@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import logging
+import os
 
 import numpy as np
 import pytest
@@ -252,3 +253,13 @@ def test_training_task_methods_must_be_defined():
     with pytest.raises(NotImplementedError):
         TrainingTask().train_batches(0)
     assert isinstance(Step(torch.zeros(()), 1).examples, int)
+
+
+@pytest.mark.parametrize("user_set", [False, True])
+def test_fabric_leaves_the_cuda_check_cheap_unless_the_user_chose_nvml(monkeypatch, user_set):
+    # Lightning's import sets PYTORCH_NVML_BASED_CUDA_CHECK=1, which makes the CUDA check that
+    # torch's optimizers run on every step ask NVML anew each time.
+    monkeypatch.setattr(training, "_USER_NVML_CHECK", "1" if user_set else None)
+    monkeypatch.setenv("PYTORCH_NVML_BASED_CUDA_CHECK", "1")
+    training.make_fabric(TrainOptions(epochs=1, device="cpu", progress=False))
+    assert ("PYTORCH_NVML_BASED_CUDA_CHECK" in os.environ) == user_set
