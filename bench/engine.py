@@ -221,8 +221,9 @@ def autoencoder_family(n: int) -> tuple[Callable, Callable]:
                                   128, 0)
 
     def engine():
+        # the old loop's recipe (no sparsity penalty), so that only the loop differs
         return AutoencoderTask(make(), images, weight_decay=1e-6, normalize="units", batch_size=128, lr=1e-3,
-                               order_seed=0)
+                               order_seed=0, sparsity_weight=0.0)
 
     return old, engine
 

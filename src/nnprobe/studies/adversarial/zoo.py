@@ -209,6 +209,8 @@ def kl_sparsity_penalty(code: torch.Tensor, target: float, weight: float, eps: f
         raise ValueError(f"the sparsity weight beta must be finite and >= 0, got {weight!r}")
     if code.ndim != 2:
         raise ValueError(f"code must be (N, units) activations, got shape {tuple(code.shape)}")
+    if weight == 0:  # a plain autoencoder: no term, and nothing for backward to go through
+        return code.new_zeros(())
     rho_hat = code.mean(0).clamp(eps, 1.0 - eps)
     kl = target * torch.log(target / rho_hat) + (1.0 - target) * torch.log((1.0 - target) / (1.0 - rho_hat))
     return weight * kl.sum()
