@@ -26,7 +26,7 @@ from ...models import load_model
 from ...stats import at_chance
 from .attacks import attack_record, random_wrong_labels
 from .design import p1_p2_split, unit_pixels
-from .tables import load_examples
+from .tables import adversarial_rows, attack_counts, load_examples, nearest_distortions
 from .pools import AdversarialPoolTask
 from .training import train_zoo_model
 from .transfer import cross_model_table, cross_training_set_tables
@@ -127,23 +127,21 @@ def attack_zoo(weights: str, images_path: str, output: str, *, seed: int, attack
              " (and every target for the nearest-target column)" if attack["nearest_target"]["enabled"] else "")
     record = attack_record(model, x, torch.from_numpy(labels).to(device), torch.from_numpy(target).to(device),
                            attack)
-    correct, success = record["correct"], record["success"]
-    if (~correct).any():
+    counts = attack_counts(record)
+    if counts["already_wrong"]:
         log.info("%d of %d images already misclassified: excluded from distortions and transfer rates",
-                 int((~correct).sum()), len(index))
-    failed = correct & ~success
-    if failed.any():
-        log.warning("%d of %d images reached no target: indices %s", int(failed.sum()), len(index),
+                 counts["already_wrong"], len(index))
+    if counts["failed"]:
+        failed = record["correct"] & ~record["success"]
+        log.warning("%d of %d images reached no target: indices %s", counts["failed"], len(index),
                     index[failed].tolist())
-    kept = correct & success
+    kept = record["distortion"][adversarial_rows(record)]
     log.info("%s: %d/%d succeeded, mean RMS distortion %.4f over the %d correctly classified images, %.1f s",
-             name, int(success.sum()), len(index), float(record["distortion"][kept].mean()) if kept.any() else float("nan"),
-             int(kept.sum()), record["seconds"])
-    if "nearest_distortion" in record:
-        near = correct & record["nearest_success"]
+             name, int(record["success"].sum()), len(index), kept.mean() if kept.size else float("nan"), kept.size,
+             record["seconds"])
+    if (near := nearest_distortions(record)) is not None:
         log.info("%s, nearest target: mean RMS distortion %.4f over %d images, %.1f s",
-                 name, float(record["nearest_distortion"][near].mean()) if near.any() else float("nan"), int(near.sum()),
-                 record["nearest_seconds"])
+                 name, near.mean() if near.size else float("nan"), near.size, record["nearest_seconds"])
     write_npz({"index": index, "split": np.array(Path(images_path).stem), "label": labels, **record}, output,
               compressed=True)
 

@@ -22,8 +22,10 @@ from .figures import (
 from .tables import (
     adversarial_rows,
     adversarial_training_summary,
+    attack_counts,
     examples_on_every_model,
     load_examples,
+    nearest_distortions,
     zoo_table,
 )
 
@@ -73,9 +75,10 @@ def distortion_figure(names: Sequence[str], examples: Sequence[str], stem: str) 
     for name, path in zip(names, examples, strict=True):
         ex = load_examples(path)
         distortions[name] = ex["distortion"][adversarial_rows(ex)]
-        excluded[name] = (int((~ex["correct"]).sum()), int((ex["correct"] & ~ex["success"]).sum()))
-        if "nearest_distortion" in ex:
-            nearest[name] = ex["nearest_distortion"][ex["correct"] & ex["nearest_success"]]
+        counts = attack_counts(ex)
+        excluded[name] = (counts["already_wrong"], counts["failed"])
+        if (near := nearest_distortions(ex)) is not None:
+            nearest[name] = near
     written = distortion_distributions(distortions, excluded, Path(stem), nearest)
     log.info("wrote %s", [str(p) for p in written])
 

@@ -9,7 +9,8 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-__all__ = ["adversarial_rows", "adversarial_training_summary", "examples_on_every_model", "load_examples", "zoo_table"]
+__all__ = ["adversarial_rows", "adversarial_training_summary", "attack_counts", "examples_on_every_model",
+           "load_examples", "nearest_distortions", "zoo_table"]
 
 
 def load_examples(path: str) -> dict[str, np.ndarray]:
@@ -24,6 +25,22 @@ def adversarial_rows(example: Mapping[str, np.ndarray]) -> np.ndarray:
     """The images whose adversarial example counts: the attack succeeded on an image the model
     classified correctly unperturbed (an already-misclassified image is wrong without any change)."""
     return np.asarray(example["success"], bool) & np.asarray(example["correct"], bool)
+
+
+def attack_counts(example: Mapping[str, np.ndarray]) -> dict[str, int]:
+    """``already_wrong``: the images the model misclassified unperturbed (left out of every mean);
+    ``failed``: the images it classified right whose attack reached no target."""
+    correct, success = np.asarray(example["correct"], bool), np.asarray(example["success"], bool)
+    return {"already_wrong": int((~correct).sum()), "failed": int((correct & ~success).sum())}
+
+
+def nearest_distortions(example: Mapping[str, np.ndarray]) -> np.ndarray | None:
+    """The nearest-target attack's distortions over the images the model classified right and
+    that attack moved (None when the attack did not run)."""
+    if "nearest_distortion" not in example:
+        return None
+    kept = np.asarray(example["correct"], bool) & np.asarray(example["nearest_success"], bool)
+    return np.asarray(example["nearest_distortion"])[kept]
 
 
 def _mean(values: np.ndarray) -> float:
@@ -44,13 +61,9 @@ def zoo_table(metrics: Sequence[Mapping], examples: Sequence[Mapping[str, np.nda
     """
     rows = []
     for m, ex in zip(metrics, examples, strict=True):
-        correct, success = np.asarray(ex["correct"], bool), np.asarray(ex["success"], bool)
         found = np.asarray(ex["distortion"])[adversarial_rows(ex)]
-        if "nearest_distortion" in ex:
-            near = np.asarray(ex["nearest_distortion"])[correct & np.asarray(ex["nearest_success"], bool)]
-            nearest_mean, nearest_seconds = _mean(near), float(ex["nearest_seconds"])
-        else:
-            nearest_mean, nearest_seconds = float("nan"), 0.0
+        near = nearest_distortions(ex)
+        nearest_mean, nearest_seconds = (float("nan"), 0.0) if near is None else (_mean(near), float(ex["nearest_seconds"]))
         rows.append({
             "model": m["model"],
             "train_error": m["train_error"],
@@ -58,9 +71,8 @@ def zoo_table(metrics: Sequence[Mapping], examples: Sequence[Mapping[str, np.nda
             "mean_min_distortion": _mean(found),
             "median_min_distortion": float(np.median(found)) if found.size else float("nan"),
             "nearest_target_distortion": nearest_mean,
-            "attacked": int(success.size),
-            "already_wrong": int((~correct).sum()),
-            "failed": int((correct & ~success).sum()),
+            "attacked": int(np.asarray(ex["success"]).size),
+            **attack_counts(ex),
             "train_seconds": m["train_seconds"],
             "attack_seconds": float(ex["seconds"]) + nearest_seconds,
             "at_chance": bool(m.get("at_chance", False)),

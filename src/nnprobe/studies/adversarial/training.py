@@ -31,6 +31,7 @@ from .zoo import (
     ZOO,
     Normalisation,
     build_zoo_model,
+    check_sparsity,
     kl_sparsity_penalty,
     weight_decay_penalty,
 )
@@ -109,7 +110,7 @@ class AutoencoderTask(ClassifierTask):
         if reconstruction not in RECONSTRUCTIONS:
             raise ValueError(f"reconstruction (config key adversarial.ae_reconstruction) must be one of "
                              f"{RECONSTRUCTIONS}, got {reconstruction!r}")
-        kl_sparsity_penalty(torch.full((1, 1), 0.5), sparsity_target, sparsity_weight)  # checks rho and beta now
+        check_sparsity(sparsity_target, sparsity_weight)
         labels = torch.zeros(images.shape[0], dtype=torch.long)
         super().__init__(network, images, labels, batch_size=batch_size, order_seed=order_seed,
                          optimizer=OptimizerSpec("adam", lr=lr, eps=1e-8), schedule=schedule,

@@ -16,7 +16,7 @@ from ...core.seeds import derive_seed
 from ...engines.evaluation import error_rate
 from ...engines.lbfgs import check_images, check_labels, rms_distortion
 from .design import unit_pixels
-from .tables import adversarial_rows
+from .tables import adversarial_rows, attack_counts
 
 __all__ = [
     "ErrorMatrix",
@@ -150,7 +150,7 @@ def cross_model_table(models: Mapping[str, nn.Module], examples: Mapping[str, Ma
         sets[row] = torch.from_numpy(np.asarray(ex["adversarial"])[ok]).to(device)
         set_labels[row] = torch.from_numpy(np.asarray(ex["label"])[ok]).to(device)
         distortion[row] = float(np.mean(np.asarray(ex["distortion"])[ok])) if ok.any() else float("nan")
-        wrong[row] = int((~np.asarray(ex["correct"], bool)).sum())
+        wrong[row] = attack_counts(ex)["already_wrong"]
     sets["clean images"], set_labels["clean images"], distortion["clean images"] = clean, labels, 0.0
     for std in noise_std:
         row = f"Gaussian noise, stddev={std:g}"
@@ -179,7 +179,6 @@ def cross_training_set_tables(models: Mapping[str, nn.Module], metrics: Mapping[
     for label, ex in examples.items():
         m = metrics[label]
         ok, index = adversarial_rows(ex), np.asarray(ex["index"])
-        correct, success = np.asarray(ex["correct"], bool), np.asarray(ex["success"], bool)
         adv = torch.from_numpy(np.asarray(ex["adversarial"])[ok]).to(device)
         y = torch.from_numpy(np.asarray(ex["label"])[ok]).to(device)
         distortion = np.asarray(ex["distortion"])[ok]
@@ -192,13 +191,12 @@ def cross_training_set_tables(models: Mapping[str, nn.Module], metrics: Mapping[
             "test_error": m["test_error"],
             "mean_min_distortion": float(distortion.mean()) if ok.any() else float("nan"),
             "attacked": int(ok.size),
-            "already_wrong": int((~correct).sum()),
-            "failed": int((correct & ~success).sum()),
+            **attack_counts(ex),
         })
         scaled = f"{label} examples at RMS {rescale_rms:g}"
         sets[f"{label} examples"], sets[scaled] = adv, rescale_to_rms(adv, x, rescale_rms)
         for row in (f"{label} examples", scaled):
-            set_labels[row], bases[row], wrong[row] = y, x, int((~correct).sum())
+            set_labels[row], bases[row], wrong[row] = y, x, attack_counts(ex)["already_wrong"]
     if index is None:
         raise ValueError("cross_training_set_tables needs the examples of at least one model")
     x = unit_pixels(test_images[index], device)

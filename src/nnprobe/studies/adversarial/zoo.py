@@ -32,6 +32,7 @@ __all__ = [
     "Normalisation",
     "ZooEntry",
     "build_zoo_model",
+    "check_sparsity",
     "decayed_layers",
     "kl_sparsity_penalty",
     "weight_decay_penalty",
@@ -190,6 +191,14 @@ def weight_decay_penalty(
 # --------------------------------------------------------------------------- sparsity of AE400-10
 
 
+def check_sparsity(target: float, weight: float) -> None:
+    """Refuse a sparsity target rho outside (0, 1) or a weight beta that is negative or not finite."""
+    if not 0.0 < target < 1.0:
+        raise ValueError(f"the sparsity target rho must be a mean activation in (0, 1), got {target!r}")
+    if not (math.isfinite(weight) and weight >= 0):
+        raise ValueError(f"the sparsity weight beta must be finite and >= 0, got {weight!r}")
+
+
 def kl_sparsity_penalty(code: torch.Tensor, target: float, weight: float, eps: float = 1e-6) -> torch.Tensor:
     """The sparsity penalty of a sparse autoencoder: ``beta * sum_j KL(rho || rho_hat_j)``.
 
@@ -203,10 +212,7 @@ def kl_sparsity_penalty(code: torch.Tensor, target: float, weight: float, eps: f
     activation as the sparsity target follows Lee, Ekanadham & Ng 2008, "Sparse deep belief net
     model for visual area V2" (NIPS), which penalises its squared deviation instead.
     """
-    if not 0.0 < target < 1.0:
-        raise ValueError(f"the sparsity target rho must be a mean activation in (0, 1), got {target!r}")
-    if not (math.isfinite(weight) and weight >= 0):
-        raise ValueError(f"the sparsity weight beta must be finite and >= 0, got {weight!r}")
+    check_sparsity(target, weight)
     if code.ndim != 2:
         raise ValueError(f"code must be (N, units) activations, got shape {tuple(code.shape)}")
     if weight == 0:  # a plain autoencoder: no term, and nothing for backward to go through
