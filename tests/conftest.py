@@ -9,6 +9,7 @@ read-only: copy what they want to re-run into a directory of their own.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 import sys
@@ -164,3 +165,33 @@ def one_thread():
             yield
     finally:
         torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def interrupted_after_epoch(monkeypatch):
+    """``with interrupted_after_epoch(2, KeyboardInterrupt):`` around a training run: the engine
+    raises the exception right after writing its checkpoint of epoch 2, as a kill there would
+    stop it; the block expects the exception, and the engine writes normally again after it."""
+    import torch
+
+    from nnprobe.engines import training
+
+    write = training.atomic_write
+
+    @contextlib.contextmanager
+    def interrupted(epoch: int, error: type[BaseException]):
+        def write_then_stop(path, writer):
+            written = write(path, writer)
+            if torch.load(path, weights_only=True)["epoch"] == epoch:
+                raise error
+            return written
+
+        monkeypatch.setattr(training, "atomic_write", write_then_stop)
+        try:
+            with pytest.raises(error):
+                yield
+        finally:
+            monkeypatch.setattr(training, "atomic_write", write)
+
+    return interrupted
+

@@ -83,22 +83,12 @@ def test_progress_bar_goes_to_the_job_log(data, tmp_path, capsys):
     assert "barred epoch 1/1" in capsys.readouterr().err
 
 
-def test_resume_after_an_interruption_gives_the_same_weights(data, tmp_path, monkeypatch, caplog):
+def test_resume_after_an_interruption_gives_the_same_weights(data, tmp_path, interrupted_after_epoch, caplog):
     reference = mlp_task(data, schedule="cosine")
     fit(reference, TrainOptions(4, progress=False, name="tiny"))
 
-    write = training.atomic_write
-
-    def write_then_fail(path, writer):
-        written = write(path, writer)
-        if torch.load(path, weights_only=True)["epoch"] == 2:
-            raise KeyboardInterrupt
-        return written
-
-    monkeypatch.setattr(training, "atomic_write", write_then_fail)
-    with pytest.raises(KeyboardInterrupt):
+    with interrupted_after_epoch(2, KeyboardInterrupt):
         fit(mlp_task(data, schedule="cosine"), options(tmp_path))
-    monkeypatch.setattr(training, "atomic_write", write)
     caplog.set_level(logging.INFO, logger="nnprobe.engine")
     resumed = mlp_task(data, schedule="cosine")
     history = fit(resumed, options(tmp_path))

@@ -10,7 +10,6 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from nnprobe.engines import training
 from nnprobe.engines.lbfgs import rms_distortion
 from nnprobe.engines.training import TrainOptions, fit
 from nnprobe.models.szegedy import fc10, fc_sigmoid
@@ -151,7 +150,7 @@ def test_training_on_a_pool_reaches_only_the_layers_above_it(digits):
             assert (grad is None) == name.startswith(frozen), name
 
 
-def test_resume_reproduces_the_pools_and_weights_bitwise(digits, tmp_path, monkeypatch):
+def test_resume_reproduces_the_pools_and_weights_bitwise(digits, tmp_path, interrupted_after_epoch):
     x, y = digits
 
     def run(checkpoints=None):
@@ -165,18 +164,8 @@ def test_resume_reproduces_the_pools_and_weights_bitwise(digits, tmp_path, monke
     class Killed(Exception):
         pass
 
-    write = training.atomic_write
-
-    def write_then_die(path, writer):
-        written = write(path, writer)
-        if torch.load(path, weights_only=True)["epoch"] == 2:
-            raise Killed
-        return written
-
-    monkeypatch.setattr(training, "atomic_write", write_then_die)
-    with pytest.raises(Killed):
+    with interrupted_after_epoch(2, Killed):
         run(tmp_path)
-    monkeypatch.setattr(training, "atomic_write", write)
     resumed = run(tmp_path)
     for a, b in zip(reference.network.parameters(), resumed.network.parameters(), strict=True):
         assert torch.equal(a, b)
