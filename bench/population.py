@@ -4,7 +4,7 @@ Mode ``throughput`` times, on the same device and the same data, (a) one model a
 a Lightning loop, (b) one model at a time in a plain PyTorch loop with the data on the
 device, (c) the population engine's training step at several K, layouts, precisions and
 torch.compile modes, and (d) the study's job path, ``fit(PopulationTask)`` through Lightning
-Fabric as rule train_population runs it (epochs of ``--steps`` steps; the first epoch holds
+Fabric as the rules train_population__* run it (epochs of ``--steps`` steps; the first epoch holds
 compilation and warm-up and is reported apart); it prints every figure and its ratio
 against (a).
 
@@ -246,7 +246,7 @@ def study(args: argparse.Namespace) -> None:
     start = time.perf_counter()
     subprocess.run(cmd, check=True)
     wall = time.perf_counter() - start
-    logs = sorted((workdir / "results/logs/mislabel/train_population").glob("*.log"))
+    logs = sorted((workdir / "results/logs/mislabel/train_population").rglob("*.log"))
     peaks, rates, trained = [], [], []
     for log in logs:
         text = log.read_text()

@@ -13,10 +13,9 @@ rule prepare_adversarial_dataset:
     conda:
         "../envs/torch.yaml"
     resources:
-        mem_mb=lambda wildcards, attempt: 8000 * attempt,
-        runtime=lambda wildcards, attempt: 30 * attempt,
+        **cpu_job(mem_mb=8000, minutes=30),
     params:
-        dataset={**ADV["dataset"], "seed": config["seed"]},
+        dataset=dataset_params(ADV["dataset"]),
     script:
         "../scripts/data/prepare_dataset.py"
 
@@ -37,10 +36,7 @@ rule train_zoo_model:
     conda:
         "../envs/torch.yaml"
     resources:
-        gpu=config["resources"]["train_gpu"],
-        mem_mb=lambda wildcards, attempt: 8000 * attempt,
-        runtime=lambda wildcards, attempt: config["resources"]["train_runtime"]
-        * attempt,
+        **gpu_job(),
     params:
         name=lambda wildcards: ZOO_NAMES[wildcards.zoo],
         seed=config["seed"],
@@ -60,7 +56,6 @@ rule train_zoo_model:
                 "ae_finetune",
             )
         },
-        engine=config["engine"],
         checkpoints="results/checkpoints/adversarial/{trainset}/{zoo}",
     script:
         "../scripts/adversarial/train_zoo_model.py"
@@ -81,13 +76,10 @@ rule attack_zoo_model:
     conda:
         "../envs/torch.yaml"
     resources:
-        gpu=config["resources"]["train_gpu"],
-        mem_mb=lambda wildcards, attempt: 8000 * attempt,
-        runtime=lambda wildcards, attempt: config["resources"]["train_runtime"]
-        * attempt,
+        **gpu_job(),
     params:
         seed=config["seed"],
-        attack=ADV["attack"],
+        attack={k: v for k, v in ADV["attack"].items() if k != "batch_size"},
     script:
         "../scripts/adversarial/attack_zoo_model.py"
 
@@ -113,8 +105,7 @@ rule zoo_table:
     conda:
         "../envs/analysis.yaml"
     resources:
-        mem_mb=lambda wildcards, attempt: 2000 * attempt,
-        runtime=lambda wildcards, attempt: 10 * attempt,
+        **cpu_job(mem_mb=2000, minutes=10),
     script:
         "../scripts/adversarial/zoo_table.py"
 
@@ -142,8 +133,7 @@ rule cross_model_table:
     conda:
         "../envs/torch.yaml"
     resources:
-        mem_mb=lambda wildcards, attempt: 4000 * attempt,
-        runtime=lambda wildcards, attempt: 10 * attempt,
+        **cpu_job(mem_mb=4000, minutes=10),
     params:
         names=[ZOO_NAMES[s] for s in ZOO_SLUGS],
         noise_std=ADV["noise_std"],
@@ -183,8 +173,7 @@ rule cross_training_set_tables:
     conda:
         "../envs/torch.yaml"
     resources:
-        mem_mb=lambda wildcards, attempt: 4000 * attempt,
-        runtime=lambda wildcards, attempt: 10 * attempt,
+        **cpu_job(mem_mb=4000, minutes=10),
     params:
         models=CROSS_TRAINING_SET,
         noise_std=ADV["cross_training_set"]["noise_std"],
@@ -212,8 +201,7 @@ rule error_matrix_heatmap:
     conda:
         "../envs/analysis.yaml"
     resources:
-        mem_mb=lambda wildcards, attempt: 2000 * attempt,
-        runtime=lambda wildcards, attempt: 5 * attempt,
+        **cpu_job(mem_mb=2000, minutes=5),
     script:
         "../scripts/adversarial/error_matrix_heatmap.py"
 
@@ -236,8 +224,7 @@ rule distortion_figure:
     conda:
         "../envs/analysis.yaml"
     resources:
-        mem_mb=lambda wildcards, attempt: 2000 * attempt,
-        runtime=lambda wildcards, attempt: 5 * attempt,
+        **cpu_job(mem_mb=2000, minutes=5),
     params:
         names=[ZOO_NAMES[s] for s in ZOO_SLUGS],
     script:
@@ -263,8 +250,7 @@ rule example_grid:
     conda:
         "../envs/analysis.yaml"
     resources:
-        mem_mb=lambda wildcards, attempt: 2000 * attempt,
-        runtime=lambda wildcards, attempt: 5 * attempt,
+        **cpu_job(mem_mb=2000, minutes=5),
     params:
         names=[ZOO_NAMES[s] for s in ZOO_SLUGS],
         examples=ADV["figures"]["examples"],
@@ -288,10 +274,7 @@ rule adversarial_training:
     conda:
         "../envs/torch.yaml"
     resources:
-        gpu=config["resources"]["train_gpu"],
-        mem_mb=lambda wildcards, attempt: 8000 * attempt,
-        runtime=lambda wildcards, attempt: config["resources"]["train_runtime"]
-        * attempt,
+        **gpu_job(),
     params:
         seed=config["seed"],
         settings={
@@ -304,7 +287,6 @@ rule adversarial_training:
                 "adversarial_training",
             )
         },
-        engine=config["engine"],
         checkpoints="results/checkpoints/adversarial/training/{regime}/{replicate}",
     script:
         "../scripts/adversarial/adversarial_training.py"
@@ -341,8 +323,7 @@ rule adversarial_training_table:
     conda:
         "../envs/analysis.yaml"
     resources:
-        mem_mb=lambda wildcards, attempt: 2000 * attempt,
-        runtime=lambda wildcards, attempt: 5 * attempt,
+        **cpu_job(mem_mb=2000, minutes=5),
     script:
         "../scripts/adversarial/adversarial_training_table.py"
 
@@ -359,8 +340,7 @@ rule unit_inspection:
     conda:
         "../envs/torch.yaml"
     resources:
-        mem_mb=lambda wildcards, attempt: 4000 * attempt,
-        runtime=lambda wildcards, attempt: 10 * attempt,
+        **cpu_job(mem_mb=4000, minutes=10),
     params:
         seed=config["seed"],
         units=ADV["units"],
@@ -386,7 +366,6 @@ rule units_figure:
     conda:
         "../envs/analysis.yaml"
     resources:
-        mem_mb=lambda wildcards, attempt: 2000 * attempt,
-        runtime=lambda wildcards, attempt: 5 * attempt,
+        **cpu_job(mem_mb=2000, minutes=5),
     script:
         "../scripts/adversarial/units_figure.py"

@@ -8,16 +8,16 @@ from snakemake.utils import validate
 
 # The package's config checks and names (torch-free), importable wherever Snakemake runs.
 sys.path.insert(0, os.path.join(workflow.basedir, "src"))
+from nnprobe.core.checks import check_prepared_data, resolve_num_classes
 from nnprobe.core.config import check_config
 from nnprobe.core.provenance import imported_package_files
 from nnprobe.core.naming import (
     BASELINE,
     TORCHVISION_RAW_FILES,
     download_root,
+    network_files,
     torchvision_raw_files,
-    pair_packs,
-    population_pairs,
-    replicate_blocks,
+    training_jobs,
     zoo_slug,
 )
 
@@ -28,68 +28,142 @@ validate(config, schema="../config/schema.yaml")  # fills the schema's defaults
 # envs/*.post-deploy.sh install this checkout into each conda env (also with --directory).
 os.environ.setdefault("NNPROBE_ROOT", workflow.basedir)
 
-NUM_CLASSES = config["dataset"]["num_classes"]
-# The baseline population is the pair "none"; the others are class indices "a-b", a < b.
-PAIRS = population_pairs(NUM_CLASSES)
-# A training job trains a pack of pairs ("0-1+0-2") and a block of replicates ("r0-9") as one
-# population. The baseline is a job of its own (the noise and visualize studies need it and
-# nothing else); the other pairs go mislabel.pairs_per_job to a job.
-PACKS = [BASELINE] + pair_packs(PAIRS[1:], config["mislabel"]["pairs_per_job"])
-BLOCKS = replicate_blocks(
-    config["mislabel"]["replicates"], config["mislabel"]["replicates_per_job"]
+# dataset.num_classes, or the data's own count (auto); the prepared data must agree (check_dataset).
+NUM_CLASSES = resolve_num_classes(config["dataset"])
+# The networks of the mislabel study, by (pair, replicate): "none/r000" (the baseline, clean
+# labels), "0-1/r000", ... Each training job trains a pack of pairs x a block of replicates as one
+# population (mislabel.pairs_per_job, mislabel.replicates_per_job); the baseline is always a
+# job of its own (the noise and visualize studies need it and nothing else).
+MISLABEL_JOBS = training_jobs(
+    NUM_CLASSES,
+    config["mislabel"]["replicates"],
+    config["mislabel"]["pairs_per_job"],
+    config["mislabel"]["replicates_per_job"],
 )
-BASELINE_WEIGHTS = expand(
-    "results/mislabel/populations/{pack}/{block}/weights.safetensors",
-    pack=BASELINE,
-    block=BLOCKS,
-)
+MISLABEL_NETWORKS = [name for job in MISLABEL_JOBS for name in job.networks]
+NETWORKS = "results/mislabel/networks"
+BASELINE_WEIGHTS = [
+    f"{NETWORKS}/{name}/weights.safetensors"
+    for name in MISLABEL_NETWORKS
+    if name.startswith(f"{BASELINE}/")
+]
+# The keys of the train section that change a network; layout and compile change speed only.
+MISLABEL_RESULT_KEYS = ["epochs", "batch_size", "optimizer", "lr", "eps", "precision"]
 COMPARISONS = ["confused_vs_clean", "confused_vs_baseline", "clean_vs_baseline"]
 INFORMATION_VALUES = ["delta_logloss_bits", "kl_bits"]
 TABLE_EXTS = [".parquet", ".csv", ".md"]
 
 
 def code(script):
-    """The package modules that scripts/<script> runs, directly or through other modules.
+    """scripts/<script> and the package modules it runs, directly or through other modules.
 
     They are inputs of the rule that runs the script, so the rule reruns when the code it runs
     changes, and only then: a figure module reruns its figures, the training engine retrains.
+    The paths are relative (to the working directory), so a finished run moved or cloned to
+    another folder plans nothing: a code file that is newer than the outputs but has the
+    checksum Snakemake recorded with them is unchanged (profiles/default leaves out Snakemake's
+    "code" trigger, which would rerun a script's rule when the script is merely newer).
     """
-    return [
-        str(path)
-        for path in imported_package_files(
-            os.path.join(workflow.basedir, "scripts", script),
-            os.path.join(workflow.basedir, "src", "nnprobe"),
-        )
-    ]
+    path = os.path.join(workflow.basedir, "scripts", script)
+    modules = imported_package_files(path, os.path.join(workflow.basedir, "src", "nnprobe"))
+    return [os.path.relpath(p) for p in [path, *modules]]
+
+
+def mislabel_model():
+    """The model keys the mislabel networks are built from (padding only for the Keras CNN)."""
+    model = config["model"]
+    if model["architecture"] == "keras_cnn":
+        return {"architecture": "keras_cnn", "padding": model["padding"]}
+    return {"architecture": model["architecture"], "width": model["width"]}
+
+
+if config["model"]["architecture"] != "keras_cnn" and config["train"]["layout"] in (
+    "grouped",
+    "gemm",
+):
+    raise ValueError(
+        f"config key train.layout is {config['train']['layout']!r}, but the packed layouts "
+        f"(grouped, gemm) are written for model.architecture keras_cnn; "
+        f"{config['model']['architecture']} trains in the loop or vmap layout: set train.layout to auto"
+    )
+
+
+# --------------------------------------------------------------------------- resources
+# Where a job runs is decided by what the job itself asks for. A job that computes with networks
+# asks for resources.train_gpu GPUs; only if that is > 0 does it go to the SLURM GPU partition,
+# with a GPU model (docs/cluster.md: NNPROBE_SLURM_GPU_PARTITION, NNPROBE_SLURM_GPU_MODEL; every
+# other job goes to the profile's default partition). Resources never rerun a job.
+SLURM_GPU_PARTITION = os.environ.get("NNPROBE_SLURM_GPU_PARTITION", "")
+SLURM_GPU_MODEL = os.environ.get("NNPROBE_SLURM_GPU_MODEL", "")
+
+
+def gpu_job(minutes=None):
+    """The resources of a job that computes with networks: resources.train_gpu GPUs, the training
+    memory, and resources.train_runtime minutes (or ``minutes``), memory and time scaled by the
+    attempt (a retry after an out-of-memory or time-limit failure asks for more)."""
+    gpus = config["resources"]["train_gpu"]
+    runtime = minutes or config["resources"]["train_runtime"]
+    resources = {
+        "gpu": gpus,
+        "mem_mb": lambda wildcards, attempt: config["resources"]["train_mem_mb"]
+        * attempt,
+        "runtime": lambda wildcards, attempt: runtime * attempt,
+    }
+    if gpus > 0 and SLURM_GPU_PARTITION:
+        resources["slurm_partition"] = SLURM_GPU_PARTITION
+    if gpus > 0 and SLURM_GPU_MODEL:
+        resources["gpu_model"] = SLURM_GPU_MODEL
+    return resources
+
+
+def cpu_job(mem_mb, minutes):
+    """The resources of a job that reads tables and writes tables or figures (no GPU)."""
+    return {
+        "mem_mb": lambda wildcards, attempt: mem_mb * attempt,
+        "runtime": lambda wildcards, attempt: minutes * attempt,
+    }
 
 
 wildcard_constraints:
-    pairs="(none|(0|[1-9][0-9]*)-[1-9][0-9]*)([+](0|[1-9][0-9]*)-[1-9][0-9]*)*",
-    block="r(0|[1-9][0-9]*)-(0|[1-9][0-9]*)",
     comparison="|".join(COMPARISONS),
     value="|".join(INFORMATION_VALUES),
 
 
 # The folders torchvision datasets are downloaded into (the download rules' {root} wildcard).
-DOWNLOADS = {
-    download_root(d): d.get("download", True)
-    for d in (config["dataset"], config["adversarial"]["dataset"])
-    if d.get("source") == "torchvision"
-}
+DOWNLOAD_ROOTS = sorted(
+    {
+        download_root(d)
+        for d in (config["dataset"], config["adversarial"]["dataset"])
+        if d.get("source") == "torchvision"
+    }
+)
 
 
 wildcard_constraints:
-    root="|".join(re.escape(root) for root in DOWNLOADS) or "(?!)",
+    root="|".join(re.escape(root) for root in DOWNLOAD_ROOTS) or "(?!)",
 
 
-def download_allowed(root):
-    """Whether the config lets torchvision download into ``root`` (dataset.download)."""
-    return DOWNLOADS[root]
+def dataset_params(dataset):
+    """What preparing a ``dataset`` config section reads: its keys and the root seed (the digits'
+    split uses it). Not num_classes (the data's own count, checked by check_dataset) nor
+    download (the download rules fetch the files): neither changes the prepared data."""
+    return {
+        **{k: v for k, v in dataset.items() if k not in ("num_classes", "download")},
+        "seed": config["seed"],
+    }
 
 
-def dataset_params():
-    """The dataset keys plus the root seed (used by sources that split deterministically)."""
-    return {**config["dataset"], "seed": config["seed"]}
+# A key changed after the data was prepared (a class name, say) is checked against it now, before
+# Snakemake plans any job: every problem at once (the same check as rule check_dataset).
+check_prepared_data(
+    config, "results/data/manifest.json", "dataset", dataset_params(config["dataset"])
+)
+check_prepared_data(
+    config,
+    "results/adversarial/data/manifest.json",
+    "adversarial.dataset",
+    dataset_params(config["adversarial"]["dataset"]),
+)
 
 
 def mislabel_targets():
@@ -174,6 +248,8 @@ def adversarial_targets():
 
 # --------------------------------------------------------------------------- noise study
 NOISE_TASKS = ["multiclass", "binary"]
+# Keys of noise.train that change speed only (read by the script from the config, never params).
+NOISE_SPEED_KEYS = ["channels_last", "compile"]
 NOISE_SEEDS = list(range(config["noise"]["seeds"]))
 NOISE_TABLES = [
     "groups",
@@ -190,7 +266,9 @@ NOISE_PROBES = expand(
     task=NOISE_TASKS,
     seed=NOISE_SEEDS,
 ) + (["results/noise/probes/population"] if config["noise"]["population"] else [])
-NOISE_SOURCES = ["resnet18"] + (["keras_cnn"] if config["noise"]["population"] else [])
+NOISE_SOURCES = ["resnet18"] + (
+    [config["model"]["architecture"]] if config["noise"]["population"] else []
+)
 NOISE_PROBE_PARAMS = {
     "sets": config["noise"]["probe_sets"],
     "size": config["noise"]["probe_size"],
@@ -229,7 +307,7 @@ VISUALIZE_WEIGHTS = {
         name: f"results/visualize/models/{name}/weights.safetensors"
         for name in VISUALIZE_TRAINED
     },
-    "mislabel": BASELINE_WEIGHTS[0],
+    "mislabel": BASELINE_WEIGHTS[0],  # the first network of the baseline
 }
 
 

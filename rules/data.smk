@@ -3,55 +3,25 @@
 # once per dataset even when two studies use it, is skipped when the files are already in place
 # (no code input: editing the package never downloads again), and offline fails naming the
 # sources that need no internet.
-rule download_cifar10:
-    output:
-        expand("{{root}}/{file}", file=TORCHVISION_RAW_FILES["cifar10"]),
-    log:
-        "results/logs/data/download_cifar10/{root}.log",
-    conda:
-        "../envs/torch.yaml"
-    resources:
-        mem_mb=lambda wildcards, attempt: 4000 * attempt,
-        runtime=lambda wildcards, attempt: 60 * attempt,
-    params:
-        name="cifar10",
-        download=lambda wildcards: download_allowed(wildcards.root),
-    script:
-        "../scripts/data/download_dataset.py"
+# One download rule per torchvision dataset (download_cifar10, download_mnist, ...). Whether it
+# may download (dataset.download) is read by the script from the config: it changes no file.
+for dataset in TORCHVISION_RAW_FILES:
 
-
-rule download_mnist:
-    output:
-        expand("{{root}}/{file}", file=TORCHVISION_RAW_FILES["mnist"]),
-    log:
-        "results/logs/data/download_mnist/{root}.log",
-    conda:
-        "../envs/torch.yaml"
-    resources:
-        mem_mb=lambda wildcards, attempt: 4000 * attempt,
-        runtime=lambda wildcards, attempt: 60 * attempt,
-    params:
-        name="mnist",
-        download=lambda wildcards: download_allowed(wildcards.root),
-    script:
-        "../scripts/data/download_dataset.py"
-
-
-rule download_fashion_mnist:
-    output:
-        expand("{{root}}/{file}", file=TORCHVISION_RAW_FILES["fashion_mnist"]),
-    log:
-        "results/logs/data/download_fashion_mnist/{root}.log",
-    conda:
-        "../envs/torch.yaml"
-    resources:
-        mem_mb=lambda wildcards, attempt: 4000 * attempt,
-        runtime=lambda wildcards, attempt: 60 * attempt,
-    params:
-        name="fashion_mnist",
-        download=lambda wildcards: download_allowed(wildcards.root),
-    script:
-        "../scripts/data/download_dataset.py"
+    rule:
+        name:
+            f"download_{dataset}"
+        output:
+            expand("{{root}}/{file}", file=TORCHVISION_RAW_FILES[dataset]),
+        log:
+            f"results/logs/data/download_{dataset}/{{root}}.log",
+        conda:
+            "../envs/torch.yaml"
+        resources:
+            **cpu_job(mem_mb=4000, minutes=60),
+        params:
+            name=dataset,
+        script:
+            "../scripts/data/download_dataset.py"
 
 
 rule prepare_dataset:
@@ -67,38 +37,39 @@ rule prepare_dataset:
     conda:
         "../envs/torch.yaml"
     resources:
-        mem_mb=lambda wildcards, attempt: 8000 * attempt,
-        runtime=lambda wildcards, attempt: 30 * attempt,
+        **cpu_job(mem_mb=8000, minutes=30),
     params:
-        dataset=dataset_params(),
+        dataset=dataset_params(config["dataset"]),
     script:
         "../scripts/data/prepare_dataset.py"
 
 
-# Does the prepared data fit what a study's config says of it (class names, class count, image
-# size)? Checked once the data is prepared, before any network of the study trains: training
-# rules take the result as an ancient() input. The check reruns only when the data changes (then
-# every network retrains anyway): it has no params or code inputs, and its script reads the
-# expectations from the config (nnprobe.core.checks.data_expectations). A rerun here would hide
-# the other changes of the same run: Snakemake 9.27 skips the jobs downstream of a job that
-# reruns and does not follow ancient() inputs to them (dag.py, update_needrun), so a changed
-# model.padding would re-check without retraining. The jobs check what they use themselves (the
-# Keras CNN its image size, the figures mislabel.class_groups).
+# Does the prepared data fit the config: every key that names, counts or sizes its classes and
+# images (dataset.num_classes, mislabel.class_groups, noise.binary_classes,
+# visualize.backdoor.target_class, the networks' smallest image)? Checked once the data is
+# prepared, before any network trains (training rules take the result as an ancient() input),
+# every problem in one message. The check reruns only when the data changes: its params never
+# change, and its script reads the expectations from the config
+# (nnprobe.core.checks.data_expectations). A rerun here would hide the other changes of the same
+# run: Snakemake 9.27 skips the jobs downstream of a job that reruns and does not follow ancient()
+# inputs to them (dag.py, update_needrun), so a changed model.padding would re-check without
+# retraining. A key changed after the check is checked by the job that uses it, and by the
+# workflow itself when it is parsed (rules/common.smk, against the prepared data's manifest).
 rule check_dataset:
     input:
         manifest="results/data/manifest.json",
     output:
-        "results/data/checks/{study}.json",
+        "results/data/checks.json",
     log:
-        "results/logs/data/check_dataset/{study}.log",
-    wildcard_constraints:
-        study="mislabel|noise|visualize",
+        "results/logs/data/check_dataset.log",
     localrule: True
     conda:
         "../envs/analysis.yaml"
     resources:
-        mem_mb=lambda wildcards, attempt: 1000 * attempt,
-        runtime=lambda wildcards, attempt: 5 * attempt,
+        **cpu_job(mem_mb=1000, minutes=5),
+    params:
+        dataset="dataset",
+        studies=["mislabel", "noise", "visualize"],
     script:
         "../scripts/data/check_dataset.py"
 
@@ -114,7 +85,9 @@ rule check_adversarial_dataset:
     conda:
         "../envs/analysis.yaml"
     resources:
-        mem_mb=lambda wildcards, attempt: 1000 * attempt,
-        runtime=lambda wildcards, attempt: 5 * attempt,
+        **cpu_job(mem_mb=1000, minutes=5),
+    params:
+        dataset="adversarial.dataset",
+        studies=["adversarial"],
     script:
         "../scripts/data/check_dataset.py"

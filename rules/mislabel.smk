@@ -1,46 +1,47 @@
 # The class-pair mislabel study: populations per pair -> tidy table -> statistics -> figures.
 
 
-rule train_population:
-    input:
-        checks=ancient("results/data/checks/mislabel.json"),
-        train="results/data/train.npz",
-        test="results/data/test.npz",
-        code=code("mislabel/train_population.py"),
-    output:
-        weights="results/mislabel/populations/{pairs}/{block}/weights.safetensors",
-        metrics="results/mislabel/populations/{pairs}/{block}/metrics.parquet",
-        history="results/mislabel/populations/{pairs}/{block}/history.csv",
-    log:
-        "results/logs/mislabel/train_population/{pairs}/{block}.log",
-    benchmark:
-        "results/benchmarks/mislabel/train_population/{pairs}/{block}.tsv"
-    conda:
-        "../envs/torch.yaml"
-    resources:
-        gpu=config["resources"]["train_gpu"],
-        mem_mb=lambda wildcards, attempt: config["resources"]["train_mem_mb"] * attempt,
-        runtime=lambda wildcards, attempt: config["resources"]["train_runtime"]
-        * attempt,
-    params:
-        seed=config["seed"],
-        num_classes=NUM_CLASSES,
-        fraction=config["mislabel"]["fraction"],
-        padding=config["model"]["padding"],
-        train=config["train"],
-        engine=config["engine"],
-        checkpoints="results/checkpoints/mislabel/{pairs}/{block}",
-    script:
-        "../scripts/mislabel/train_population.py"
+# One rule per training job (a pack of pairs x a block of replicates, mislabel.pairs_per_job and
+# mislabel.replicates_per_job): its outputs are its networks' own files, named by (pair,
+# replicate) alone, so how the study is packed and blocked changes no file name and reruns
+# nothing. Speed keys (train.layout, train.compile, engine.*) are read from the config by the
+# script, not passed as params: only what changes a network reruns it (README, "What reruns").
+for job in MISLABEL_JOBS:
+
+    rule:
+        name:
+            f"train_population__{job.slug}"
+        input:
+            checks=ancient("results/data/checks.json"),
+            train="results/data/train.npz",
+            test="results/data/test.npz",
+            code=code("mislabel/train_population.py"),
+        output:
+            [f for name in job.networks for f in network_files(NETWORKS, name)],
+        log:
+            f"results/logs/mislabel/train_population/{job.label}.log",
+        benchmark:
+            f"results/benchmarks/mislabel/train_population/{job.label}.tsv"
+        conda:
+            "../envs/torch.yaml"
+        resources:
+            **gpu_job(),
+        params:
+            seed=config["seed"],
+            num_classes=NUM_CLASSES,
+            # the baseline's labels are clean: it does not read the fraction
+            fraction=(
+                None if job.pairs == (BASELINE,) else config["mislabel"]["fraction"]
+            ),
+            model=mislabel_model(),
+            train={k: config["train"][k] for k in MISLABEL_RESULT_KEYS},
+        script:
+            "../scripts/mislabel/train_population.py"
 
 
 rule collect_metrics:
     input:
-        metrics=expand(
-            "results/mislabel/populations/{pairs}/{block}/metrics.parquet",
-            pairs=PACKS,
-            block=BLOCKS,
-        ),
+        metrics=[f"{NETWORKS}/{name}/metrics.parquet" for name in MISLABEL_NETWORKS],
         code=code("mislabel/collect_metrics.py"),
     output:
         table="results/mislabel/tables/per_model_class.parquet",
@@ -51,8 +52,7 @@ rule collect_metrics:
     conda:
         "../envs/analysis.yaml"
     resources:
-        mem_mb=lambda wildcards, attempt: 4000 * attempt,
-        runtime=lambda wildcards, attempt: 10 * attempt,
+        **cpu_job(mem_mb=4000, minutes=10),
     script:
         "../scripts/mislabel/collect_metrics.py"
 
@@ -77,8 +77,9 @@ rule welch_table:
     conda:
         "../envs/analysis.yaml"
     resources:
-        mem_mb=lambda wildcards, attempt: 4000 * attempt,
-        runtime=lambda wildcards, attempt: 10 * attempt,
+        **cpu_job(mem_mb=4000, minutes=10),
+    params:
+        fdr_alpha=config["mislabel"]["fdr_alpha"],
     script:
         "../scripts/mislabel/welch_table.py"
 
@@ -103,8 +104,7 @@ rule information_table:
     conda:
         "../envs/analysis.yaml"
     resources:
-        mem_mb=lambda wildcards, attempt: 4000 * attempt,
-        runtime=lambda wildcards, attempt: 10 * attempt,
+        **cpu_job(mem_mb=4000, minutes=10),
     script:
         "../scripts/mislabel/information_table.py"
 
@@ -129,10 +129,10 @@ rule t_heatmap:
     conda:
         "../envs/analysis.yaml"
     resources:
-        mem_mb=lambda wildcards, attempt: 2000 * attempt,
-        runtime=lambda wildcards, attempt: 10 * attempt,
+        **cpu_job(mem_mb=2000, minutes=10),
     params:
         class_groups=config["mislabel"]["class_groups"],
+        fdr_alpha=config["mislabel"]["fdr_alpha"],
     script:
         "../scripts/mislabel/t_heatmap.py"
 
@@ -157,8 +157,7 @@ rule information_heatmap:
     conda:
         "../envs/analysis.yaml"
     resources:
-        mem_mb=lambda wildcards, attempt: 2000 * attempt,
-        runtime=lambda wildcards, attempt: 10 * attempt,
+        **cpu_job(mem_mb=2000, minutes=10),
     params:
         class_groups=config["mislabel"]["class_groups"],
     script:
@@ -184,8 +183,7 @@ rule accuracy_by_pair:
     conda:
         "../envs/analysis.yaml"
     resources:
-        mem_mb=lambda wildcards, attempt: 2000 * attempt,
-        runtime=lambda wildcards, attempt: 10 * attempt,
+        **cpu_job(mem_mb=2000, minutes=10),
     script:
         "../scripts/mislabel/accuracy_by_pair.py"
 
@@ -210,7 +208,6 @@ rule class_dendrogram:
     conda:
         "../envs/analysis.yaml"
     resources:
-        mem_mb=lambda wildcards, attempt: 2000 * attempt,
-        runtime=lambda wildcards, attempt: 10 * attempt,
+        **cpu_job(mem_mb=2000, minutes=10),
     script:
         "../scripts/mislabel/class_dendrogram.py"

@@ -4,7 +4,7 @@
 
 rule noise_train:
     input:
-        checks=ancient("results/data/checks/noise.json"),
+        checks=ancient("results/data/checks.json"),
         train="results/data/train.npz",
         test="results/data/test.npz",
         code=code("noise/noise_train.py"),
@@ -22,16 +22,19 @@ rule noise_train:
     conda:
         "../envs/torch.yaml"
     resources:
-        gpu=config["resources"]["train_gpu"],
-        mem_mb=lambda wildcards, attempt: config["resources"]["train_mem_mb"] * attempt,
-        runtime=lambda wildcards, attempt: config["resources"]["train_runtime"]
-        * attempt,
+        **gpu_job(),
     params:
         seed=config["seed"],
         width=config["noise"]["width"],
-        train=config["noise"]["train"],
-        binary_classes=config["noise"]["binary_classes"],
-        engine=config["engine"],
+        train={
+            k: v
+            for k, v in config["noise"]["train"].items()
+            if k not in NOISE_SPEED_KEYS
+        },
+        # the multiclass networks do not read the binary classes: changing them reruns the binary ones only
+        binary_classes=lambda wildcards: (
+            config["noise"]["binary_classes"] if wildcards.task == "binary" else None
+        ),
         checkpoints="results/checkpoints/noise/{task}/seed{seed}",
     script:
         "../scripts/noise/noise_train.py"
@@ -55,9 +58,7 @@ rule noise_probe:
     conda:
         "../envs/torch.yaml"
     resources:
-        gpu=config["resources"]["train_gpu"],
-        mem_mb=lambda wildcards, attempt: config["resources"]["train_mem_mb"] * attempt,
-        runtime=lambda wildcards, attempt: 30 * attempt,
+        **gpu_job(minutes=30),
     params:
         seed=config["seed"],
         probe=NOISE_PROBE_PARAMS,
@@ -81,9 +82,7 @@ rule noise_probe_population:
     conda:
         "../envs/torch.yaml"
     resources:
-        gpu=config["resources"]["train_gpu"],
-        mem_mb=lambda wildcards, attempt: config["resources"]["train_mem_mb"] * attempt,
-        runtime=lambda wildcards, attempt: 30 * attempt,
+        **gpu_job(minutes=30),
     params:
         seed=config["seed"],
         probe=NOISE_PROBE_PARAMS,
@@ -103,8 +102,7 @@ rule noise_input_clutter:
     conda:
         "../envs/analysis.yaml"
     resources:
-        mem_mb=lambda wildcards, attempt: 4000 * attempt,
-        runtime=lambda wildcards, attempt: 10 * attempt,
+        **cpu_job(mem_mb=4000, minutes=10),
     script:
         "../scripts/noise/noise_input_clutter.py"
 
@@ -142,8 +140,7 @@ rule noise_tables:
     conda:
         "../envs/analysis.yaml"
     resources:
-        mem_mb=lambda wildcards, attempt: 4000 * attempt,
-        runtime=lambda wildcards, attempt: 10 * attempt,
+        **cpu_job(mem_mb=4000, minutes=10),
     params:
         binary_classes=config["noise"]["binary_classes"],
     script:
@@ -172,8 +169,7 @@ rule noise_predicted_classes:
     conda:
         "../envs/analysis.yaml"
     resources:
-        mem_mb=lambda wildcards, attempt: 2000 * attempt,
-        runtime=lambda wildcards, attempt: 10 * attempt,
+        **cpu_job(mem_mb=2000, minutes=10),
     script:
         "../scripts/noise/noise_predicted_classes.py"
 
@@ -200,8 +196,7 @@ rule noise_mst:
     conda:
         "../envs/analysis.yaml"
     resources:
-        mem_mb=lambda wildcards, attempt: 2000 * attempt,
-        runtime=lambda wildcards, attempt: 10 * attempt,
+        **cpu_job(mem_mb=2000, minutes=10),
     script:
         "../scripts/noise/noise_mst.py"
 
@@ -225,8 +220,7 @@ rule noise_distance_to_noise:
     conda:
         "../envs/analysis.yaml"
     resources:
-        mem_mb=lambda wildcards, attempt: 2000 * attempt,
-        runtime=lambda wildcards, attempt: 10 * attempt,
+        **cpu_job(mem_mb=2000, minutes=10),
     script:
         "../scripts/noise/noise_distance_to_noise.py"
 
@@ -250,8 +244,7 @@ rule noise_binary:
     conda:
         "../envs/analysis.yaml"
     resources:
-        mem_mb=lambda wildcards, attempt: 2000 * attempt,
-        runtime=lambda wildcards, attempt: 10 * attempt,
+        **cpu_job(mem_mb=2000, minutes=10),
     script:
         "../scripts/noise/noise_binary.py"
 
@@ -275,8 +268,7 @@ rule noise_auroc:
     conda:
         "../envs/analysis.yaml"
     resources:
-        mem_mb=lambda wildcards, attempt: 2000 * attempt,
-        runtime=lambda wildcards, attempt: 10 * attempt,
+        **cpu_job(mem_mb=2000, minutes=10),
     script:
         "../scripts/noise/noise_auroc.py"
 
@@ -301,7 +293,6 @@ rule noise_clutter:
     conda:
         "../envs/analysis.yaml"
     resources:
-        mem_mb=lambda wildcards, attempt: 2000 * attempt,
-        runtime=lambda wildcards, attempt: 10 * attempt,
+        **cpu_job(mem_mb=2000, minutes=10),
     script:
         "../scripts/noise/noise_clutter.py"

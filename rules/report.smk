@@ -17,8 +17,7 @@ rule effective_config:
     conda:
         "../envs/analysis.yaml"
     resources:
-        mem_mb=lambda wildcards, attempt: 500 * attempt,
-        runtime=lambda wildcards, attempt: 5 * attempt,
+        **cpu_job(mem_mb=500, minutes=5),
     params:
         # Config values are params, so a changed config re-runs this rule.
         config=config,

@@ -3,7 +3,7 @@
 
 rule visualize_train:
     input:
-        checks=ancient("results/data/checks/visualize.json"),
+        checks=ancient("results/data/checks.json"),
         train="results/data/train.npz",
         test="results/data/test.npz",
         code=code("visualize/visualize_train.py"),
@@ -20,16 +20,17 @@ rule visualize_train:
     conda:
         "../envs/torch.yaml"
     resources:
-        gpu=config["resources"]["train_gpu"],
-        mem_mb=lambda wildcards, attempt: config["resources"]["train_mem_mb"] * attempt,
-        runtime=lambda wildcards, attempt: config["resources"]["train_runtime"]
-        * attempt,
+        **gpu_job(),
     params:
         seed=config["seed"],
         train=config["visualize"]["train"],
         backdoor=config["visualize"]["backdoor"],
-        adversarial=config["visualize"]["adversarial"],
-        engine=config["engine"],
+        # the PGD training keys only for the network PGD trains; every network is evaluated by PGD
+        adversarial=lambda wildcards: {
+            k: v
+            for k, v in config["visualize"]["adversarial"].items()
+            if wildcards.model == "adversarial" or not k.startswith("train_")
+        },
         checkpoints="results/checkpoints/visualize/{model}",
     script:
         "../scripts/visualize/visualize_train.py"
@@ -52,15 +53,11 @@ rule visualize_features:
     conda:
         "../envs/torch.yaml"
     resources:
-        gpu=config["resources"]["train_gpu"],
-        mem_mb=lambda wildcards, attempt: config["resources"]["train_mem_mb"] * attempt,
-        runtime=lambda wildcards, attempt: config["resources"]["train_runtime"]
-        * attempt,
+        **gpu_job(),
     params:
         seed=config["seed"],
         features=config["visualize"]["features"],
         regularizers=config["visualize"]["regularizers"],
-        progress=config["engine"]["progress"],
     script:
         "../scripts/visualize/visualize_features.py"
 
@@ -102,8 +99,7 @@ rule visualize_feature_figures:
     conda:
         "../envs/analysis.yaml"
     resources:
-        mem_mb=lambda wildcards, attempt: 2000 * attempt,
-        runtime=lambda wildcards, attempt: 10 * attempt,
+        **cpu_job(mem_mb=2000, minutes=10),
     script:
         "../scripts/visualize/visualize_feature_figures.py"
 
@@ -126,15 +122,11 @@ rule visualize_patterns:
     conda:
         "../envs/torch.yaml"
     resources:
-        gpu=config["resources"]["train_gpu"],
-        mem_mb=lambda wildcards, attempt: config["resources"]["train_mem_mb"] * attempt,
-        runtime=lambda wildcards, attempt: config["resources"]["train_runtime"]
-        * attempt,
+        **gpu_job(),
     params:
         seed=config["seed"],
         patterns=config["visualize"]["patterns"],
         backdoor=config["visualize"]["backdoor"],
-        progress=config["engine"]["progress"],
     script:
         "../scripts/visualize/visualize_patterns.py"
 
@@ -173,8 +165,7 @@ rule visualize_patterns_report:
     conda:
         "../envs/analysis.yaml"
     resources:
-        mem_mb=lambda wildcards, attempt: 2000 * attempt,
-        runtime=lambda wildcards, attempt: 10 * attempt,
+        **cpu_job(mem_mb=2000, minutes=10),
     script:
         "../scripts/visualize/visualize_patterns_report.py"
 
@@ -209,7 +200,6 @@ rule visualize_models_report:
     conda:
         "../envs/analysis.yaml"
     resources:
-        mem_mb=lambda wildcards, attempt: 2000 * attempt,
-        runtime=lambda wildcards, attempt: 10 * attempt,
+        **cpu_job(mem_mb=2000, minutes=10),
     script:
         "../scripts/visualize/visualize_models_report.py"

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
@@ -42,14 +43,39 @@ def snakemake_exe() -> Path:
     return exe
 
 
+#: What a checkout of the workflow holds (the files Snakemake and its jobs read).
+CHECKOUT = ("Snakefile", "rules", "scripts", "src", "config", "envs", "profiles", "report", "pyproject.toml")
+
+
+def make_checkout(dest: Path) -> Path:
+    """A copy of this repository's workflow in ``dest``, as a user's clone of it would be."""
+    dest.mkdir(parents=True, exist_ok=True)
+    for name in CHECKOUT:
+        source = REPO / name
+        if source.is_dir():
+            shutil.copytree(source, dest / name, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        else:
+            shutil.copy2(source, dest / name)
+    return dest
+
+
+def snakefile_for(directory: Path | None) -> Path:
+    """The Snakefile a run in ``directory`` uses: the directory's own when it is a checkout (the
+    demo runs in one), else this repository's."""
+    if directory is not None and (Path(directory) / "Snakefile").is_file():
+        return Path(directory) / "Snakefile"
+    return REPO / "Snakefile"
+
+
 def snakemake_command(
     exe: Path,
     args: Sequence[str | os.PathLike],
     directory: Path | None = None,
     configfiles: Sequence[Path] | None = (REPO / "config" / "demo.yaml",),
 ) -> list[str]:
-    """The command line that runs Snakemake on this repository's Snakefile (see ``run_snakemake``)."""
-    cmd: list[str] = [str(exe), *map(str, args), "--snakefile", str(REPO / "Snakefile")]
+    """The command line that runs Snakemake on this repository's Snakefile, or on the Snakefile of
+    ``directory`` when it is a checkout (see ``run_snakemake``)."""
+    cmd: list[str] = [str(exe), *map(str, args), "--snakefile", str(snakefile_for(directory))]
     cmd += ["--directory", str(directory if directory is not None else REPO)]
     if configfiles:
         cmd += ["--configfile", *map(str, configfiles), "--replace-workflow-config"]
@@ -103,10 +129,12 @@ def run_snakemake(snakemake_exe: Path) -> Callable[..., subprocess.CompletedProc
 
 @pytest.fixture(scope="session")
 def demo_run(tmp_path_factory: pytest.TempPathFactory, snakemake_exe: Path) -> Path:
-    """Run the whole demo DAG once per session; return its working directory.
+    """Run the whole demo DAG once per session in a checkout of the workflow; return the checkout.
 
-    Set NNPROBE_DEMO_DIR to a folder to run (or resume, or just check) the demo there
-    instead of in a fresh temporary folder.
+    As a user runs it: the results land in the checkout (a copy of this repository's workflow
+    files, :func:`make_checkout`), so the code inputs of its jobs are ``src/nnprobe/...`` and a
+    copy of the whole folder is a finished run. Set NNPROBE_DEMO_DIR to a folder to run (or
+    resume, or just check) the demo there instead of in a fresh temporary folder.
 
     The directory holds ``results/`` (tables, figures, logs, benchmarks), ``.snakemake/``
     (the metadata ``--report`` needs) and ``snakemake.out`` (the run's console output).
@@ -114,15 +142,17 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory, snakemake_exe: Path) -> P
     reuse = os.environ.get("NNPROBE_DEMO_DIR")
     if reuse:  # for working on these tests: a finished run there makes this take seconds
         workdir = Path(reuse).resolve()
-        workdir.mkdir(parents=True, exist_ok=True)
+        if not (workdir / "Snakefile").is_file():
+            make_checkout(workdir)
     else:
-        workdir = tmp_path_factory.mktemp("demo_run")
+        workdir = make_checkout(tmp_path_factory.mktemp("demo_run"))
     run = _snakemake_runner(snakemake_exe)
     # Targets (none: rule all) before --resources, which takes several values.
     proc = run(
-        ["--profile", REPO / "profiles" / "local", "--cores", "2", "--resources", "gpu=1"],
+        ["--profile", workdir / "profiles" / "local", "--cores", "2", "--resources", "gpu=1"],
         directory=workdir,
         timeout=DEMO_TIMEOUT,
+        env={"PYTHONPATH": str(workdir / "src")},  # the jobs run the checkout's code, which is their code input
     )
     (workdir / "snakemake.out").write_text(proc.stdout)
     if proc.returncode != 0:

@@ -6,4 +6,4 @@ from nnprobe.studies.adversarial.jobs import adversarial_training
 smk = snakemake  # noqa: F821  (the object Snakemake hands every script)
 with network_job(smk) as job:
     adversarial_training(smk.input.train, smk.input.test, smk.output[0], regime=smk.wildcards.regime,
-                         replicate=int(smk.wildcards.replicate), device=job.device, **smk.params)
+                         replicate=int(smk.wildcards.replicate), device=job.device, engine=job.engine, **smk.params)

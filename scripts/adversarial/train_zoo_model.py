@@ -6,4 +6,4 @@ from nnprobe.studies.adversarial.jobs import train_zoo
 smk = snakemake  # noqa: F821  (the object Snakemake hands every script)
 with network_job(smk) as job:
     train_zoo(smk.input.train, smk.input.test, dict(smk.output.items()), trainset=smk.wildcards.trainset,
-              device=job.device, **smk.params)
+              device=job.device, engine=job.engine, **smk.params)

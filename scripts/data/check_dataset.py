@@ -1,4 +1,5 @@
-"""Rules check_dataset and check_adversarial_dataset: does the prepared data fit the study's config?
+"""Rules check_dataset and check_adversarial_dataset: does the prepared data fit every key of the config that
+names, counts or sizes its classes and images?
 
 The expectations come from the workflow's config, not from params (rules/data.smk says why).
 """
@@ -7,6 +8,6 @@ from nnprobe.core.checks import check_dataset, data_expectations
 from nnprobe.core.runtime import report_job
 
 smk = snakemake  # noqa: F821  (the object Snakemake hands every script)
-study = smk.wildcards.get("study", "adversarial")
 with report_job(smk):
-    check_dataset(smk.input.manifest, smk.output[0], expected=data_expectations(smk.config, study), studies=[study])
+    check_dataset(smk.input.manifest, smk.output[0], expected=data_expectations(smk.config, smk.params.dataset),
+                  studies=smk.params.studies)

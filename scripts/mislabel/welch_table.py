@@ -7,4 +7,4 @@ from nnprobe.studies.mislabel.reports import welch
 
 smk = snakemake  # noqa: F821  (the object Snakemake hands every script)
 with report_job(smk):
-    welch(smk.input.table, Path(smk.output[0]).with_suffix(""), smk.wildcards.comparison)
+    welch(smk.input.table, Path(smk.output[0]).with_suffix(""), smk.wildcards.comparison, smk.params.fdr_alpha)

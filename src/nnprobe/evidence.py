@@ -38,6 +38,7 @@ from .studies.mislabel.reports import (
     welch,
 )
 from .studies.mislabel.statistics import COMPARISONS
+from .studies.mislabel.tables import combine_tables
 
 __all__ = ["NETWORK_KEYS", "device_description", "main", "network_config", "rebuild", "source_commit", "write_evidence"]
 
@@ -45,16 +46,27 @@ log = logging.getLogger("nnprobe.evidence")
 
 #: The config keys that define the networks of a study: folders that differ in one of them
 #: hold networks of different experiments and are not combined.
-NETWORK_KEYS = {"mislabel": ["seed", "dataset", "model", "train", "mislabel.fraction"]}
-#: Where a study's per-model tables lie in a run's working directory: the mislabel populations'
+NETWORK_KEYS = {"mislabel": ["seed", "dataset", "model", "train.epochs", "train.batch_size", "train.optimizer",
+                             "train.lr", "train.eps", "train.precision", "mislabel.fraction"]}
+#: Where a study's per-model tables lie in a run's working directory: the mislabel networks'
 #: metrics; the adversarial study's tables (one row per network or attacked model) and the
-#: record of every adversarially trained network.
-PER_MODEL = {"mislabel": ["results/mislabel/populations/*/*/metrics.parquet"],
-             "adversarial": ["results/adversarial/tables/*.parquet", "results/adversarial/training/*/*.json"]}
+#: record of every adversarially trained network; the noise study's per-network probe tables and
+#: training metrics; the visualize study's per-network evaluations and class-wise pattern tables.
+PER_MODEL = {"mislabel": ["results/mislabel/networks/*/*/metrics.parquet"],
+             "adversarial": ["results/adversarial/tables/*.parquet", "results/adversarial/training/*/*.json"],
+             "noise": ["results/noise/probes/*/*/*.parquet", "results/noise/probes/*/*.parquet",
+                       "results/noise/models/*/*/metrics.json", "results/noise/models/*/*/history.csv"],
+             "visualize": ["results/visualize/models/*/metrics.parquet", "results/visualize/models/*/history.csv",
+                           "results/visualize/patterns/*.parquet"]}
 KEY_FIGURES = {"mislabel": ["t_heatmap_confused_vs_clean", "information_heatmap_delta_logloss_bits",
                             "accuracy_by_pair", "class_dendrogram"],
                "adversarial": ["distortion", "examples", "cross_model", "cross_training_set",
-                               "adversarial_training", "units"]}
+                               "adversarial_training", "units"],
+               "noise": ["predicted_classes_resnet18", "predicted_classes_keras_cnn", "mst_gaussian",
+                         "distance_to_noise", "binary", "auroc", "clutter"],
+               "visualize": ["robustness", "class_patterns", "activation_maximization_natural",
+                             "activation_maximization_adversarial", "activation_maximization_mislabel",
+                             "caricature_natural", "inversion_natural", "inversion_topdown"]}
 INFORMATION_VALUES = ("delta_logloss_bits", "kl_bits")
 
 
@@ -67,10 +79,11 @@ def _lookup(config: Mapping[str, Any], dotted: str) -> Any:
 
 def network_config(config: Mapping[str, Any], study: str) -> dict[str, Any]:
     """The part of ``config`` that defines the networks of ``study`` (:data:`NETWORK_KEYS`); the
-    dataset's root and download flag are where the data was, not what it is, and are left out."""
+    dataset's root and download flag are where the data was, not what it is, and its number of
+    classes is the data's own: they are left out, as are the speed keys (layout, compile)."""
     found = {key: _lookup(config, key) for key in NETWORK_KEYS[study]}
     if isinstance(found.get("dataset"), Mapping):
-        found["dataset"] = {k: v for k, v in found["dataset"].items() if k not in ("root", "download")}
+        found["dataset"] = {k: v for k, v in found["dataset"].items() if k not in ("root", "download", "num_classes")}
     return found
 
 
@@ -114,9 +127,7 @@ def _benchmarks(workdir: Path, study: str) -> pd.DataFrame:
 
 def _per_model_name(study: str, relative: Path) -> str:
     """A per-model table's file name in the evidence folder: its job's wildcards joined by "__"
-    (``none__r0-2.parquet`` for a mislabel population, ``training__dropout__0.json``)."""
-    if study == "mislabel":  # populations/PACK/BLOCK/metrics.parquet
-        return "__".join(relative.parent.parts[1:]) + relative.suffix
+    (``training__dropout__0.json``)."""
     return "__".join(relative.with_suffix("").parts) + relative.suffix
 
 
@@ -140,8 +151,12 @@ def write_evidence(study: str, workdir: str | Path, out: str | Path, *, command:
     if not tables:
         raise FileNotFoundError(f"no per-model tables of the {study} study under {workdir} ({PER_MODEL[study]})")
     (out / "per_model").mkdir(parents=True, exist_ok=True)
-    for table in tables:
-        shutil.copyfile(table, out / "per_model" / _per_model_name(study, table.relative_to(results / study)))
+    if study == "mislabel":  # one file per network would be thousands: one table of them all
+        frame = combine_tables([pd.read_parquet(t) for t in tables])
+        frame.to_parquet(out / "per_model" / "networks.parquet", index=False)
+    else:
+        for table in tables:
+            shutil.copyfile(table, out / "per_model" / _per_model_name(study, table.relative_to(results / study)))
     (out / "tables").mkdir(exist_ok=True)
     for md in sorted((results / study / "tables").glob("*.md")):
         shutil.copyfile(md, out / "tables" / md.name)
@@ -161,7 +176,7 @@ def write_evidence(study: str, workdir: str | Path, out: str | Path, *, command:
         f"- device: {device or device_description()}",
         f"- host Python {platform.python_version()}",
         f"- wall time of the run: {wall_seconds:.1f} s" if wall_seconds is not None else "- wall time: not recorded",
-        (f"- per-model tables: {len(tables)} jobs in `per_model/` (rebuild the tables and figures on a CPU: "
+        (f"- per-model tables: {len(tables)} networks in `per_model/` (rebuild the tables and figures on a CPU: "
          f"`python -m nnprobe.evidence rebuild --study {study} --to OUT {out}`)" if study in NETWORK_KEYS else
          f"- per-model tables: {len(tables)} files in `per_model/` (the run's own tables; rebuilding from "
          f"evidence covers {sorted(NETWORK_KEYS)})"),
@@ -207,11 +222,12 @@ def rebuild(study: str, folders: Sequence[str | Path], out: str | Path) -> Path:
     per_model = out / "tables" / "per_model_class.parquet"
     collect_metrics([str(t) for t in tables], str(per_model), str(out / "tables" / "per_model_class.csv"))
     groups = configs[folders[0]].get("mislabel", {}).get("class_groups") or {}
+    fdr_alpha = configs[folders[0]].get("mislabel", {}).get("fdr_alpha", 0.05)
     for comparison in COMPARISONS:
-        welch(str(per_model), str(out / "tables" / f"welch_{comparison}"), comparison)
+        welch(str(per_model), str(out / "tables" / f"welch_{comparison}"), comparison, fdr_alpha)
         information(str(per_model), str(out / "tables" / f"information_{comparison}"), comparison)
         t_heatmap_figure(str(out / "tables" / f"welch_{comparison}.parquet"), str(per_model),
-                         str(out / "figures" / f"t_heatmap_{comparison}"), groups)
+                         str(out / "figures" / f"t_heatmap_{comparison}"), groups, fdr_alpha)
     for value in INFORMATION_VALUES:
         information_heatmap_figure(str(out / "tables" / "information_confused_vs_clean.parquet"), str(per_model),
                                    str(out / "figures" / f"information_heatmap_{value}"), value, groups)

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from nnprobe.core.io import write_json, write_tables
+from nnprobe.core.io import atomic_write, remove_stale_temporaries, write_json, write_tables, write_text
 
 
 def test_write_json_atomic(tmp_path):
@@ -38,3 +38,29 @@ def test_write_tables_roundtrip(tmp_path):
     assert list(csv.columns) == list(table.columns) and len(csv) == len(table)
     md = stem.with_name(stem.name + ".md").read_text()
     assert md.lstrip("| ").startswith("target") and md.count("\n") == len(table) + 2
+
+
+def test_atomic_write_flushes_the_file_and_its_folder_before_it_counts(tmp_path, monkeypatch):
+    """After a crash of the machine the file holds its old or its whole new content: the data
+    reaches the disk (fsync) before the rename, and the rename before the writer returns."""
+    synced = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(os, "fsync", lambda fd: (synced.append(os.readlink(f"/proc/self/fd/{fd}")), real_fsync(fd)))
+    target = tmp_path / "last.ckpt"
+    atomic_write(target, lambda tmp: tmp.write_bytes(b"epoch 3"))
+    assert target.read_bytes() == b"epoch 3"
+    assert len(synced) == 2 and synced[0].endswith(".tmp") and Path(synced[1]) == tmp_path
+
+
+def test_temporaries_a_killed_process_left_are_removed_when_the_job_starts(tmp_path):
+    outputs = tmp_path / "out"
+    checkpoints = tmp_path / "checkpoints" / "job"
+    (checkpoints / "stage").mkdir(parents=True)
+    write_text("kept", outputs / "table.csv")
+    stale = [outputs / ".table.csv.4242.0123abcd.tmp", checkpoints / "stage" / ".last.ckpt.77.deadbeef.tmp"]
+    kept = [outputs / ".other.csv.4242.0123abcd.tmp", outputs / "notes.tmp", checkpoints / "last.ckpt"]
+    for path in stale + kept:
+        path.write_text("x")
+    removed = remove_stale_temporaries([outputs / "table.csv", checkpoints, tmp_path / "missing" / "file"])
+    assert sorted(removed) == sorted(stale)
+    assert all(p.exists() for p in kept) and not any(p.exists() for p in stale)

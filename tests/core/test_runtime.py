@@ -33,8 +33,12 @@ def restore(monkeypatch):
 
 def smk(tmp_path, threads: int = 1, resources: SimpleNamespace | None = None, config: dict | None = None):
     """A stand-in for a script's ``snakemake`` object."""
-    return SimpleNamespace(log=[str(tmp_path / "logs" / "job.log")], rule="noise_train",
+    module = tmp_path / "src" / "nnprobe" / "engines" / "step.py"
+    module.parent.mkdir(parents=True, exist_ok=True)
+    module.write_text("STEP = 1\n")
+    return SimpleNamespace(log=[str(tmp_path / "results" / "logs" / "job.log")], rule="noise_train",
                            wildcards={"task": "resnet18", "seed": "3"}, threads=threads,
+                           input=SimpleNamespace(code=[str(module)]), output=[str(tmp_path / "results" / "out.json")],
                            resources=resources if resources is not None else SimpleNamespace(), config=config or {})
 
 
@@ -73,7 +77,7 @@ def test_report_job_names_the_rule_and_applies_the_threads(tmp_path):
         assert torch.get_num_threads() == 3
         assert all(os.environ[name] == "3" for name in THREAD_VARIABLES)
         log.info("working")
-    lines = (tmp_path / "logs" / "job.log").read_text().splitlines()
+    lines = (tmp_path / "results" / "logs" / "job.log").read_text().splitlines()
     assert lines[0].endswith("INFO nnprobe: rule noise_train, task=resnet18, seed=3")
     assert lines[1].endswith("INFO nnprobe: working")
 
@@ -82,7 +86,7 @@ def test_report_job_logs_a_failure(tmp_path):
     with pytest.raises(RuntimeError, match="no table"):
         with report_job(smk(tmp_path)):
             raise RuntimeError("no table")
-    text = (tmp_path / "logs" / "job.log").read_text()
+    text = (tmp_path / "results" / "logs" / "job.log").read_text()
     assert "RuntimeError: no table" in text and "Traceback" in text
 
 
@@ -93,9 +97,12 @@ def test_network_job_without_a_gpu_computes_on_the_cpu(tmp_path, resources):
         assert torch.get_num_threads() == 2
         assert job.device == torch.device("cpu")
         assert os.environ["CUDA_VISIBLE_DEVICES"] == ""  # CUDA hidden from a CPU job
-    lines = (tmp_path / "logs" / "job.log").read_text().splitlines()
+    lines = (tmp_path / "results" / "logs" / "job.log").read_text().splitlines()
     assert lines[0].endswith("INFO nnprobe: rule noise_train, task=resnet18, seed=3")
-    assert "INFO nnprobe: device cpu (2 threads)" in lines[1]  # the device, once it is decided
+    assert "INFO nnprobe: code version " in lines[1] and "(1 package modules)" in lines[1]
+    assert "INFO nnprobe: device cpu (2 threads)" in lines[2]  # the device, once it is decided
+    assert job.checkpoints == str(tmp_path / "results" / "checkpoints" / "job")
+    assert job.engine["code_version"] and job.history.endswith("logs/job.history.csv")
 
 
 def test_network_job_with_a_gpu_but_none_found(tmp_path, monkeypatch):
@@ -103,9 +110,9 @@ def test_network_job_with_a_gpu_but_none_found(tmp_path, monkeypatch):
     with pytest.raises(NoGPUError):
         with network_job(smk(tmp_path, resources=SimpleNamespace(gpu=1))) as job:
             job.device  # noqa: B018
-    text = (tmp_path / "logs" / "job.log").read_text()
+    text = (tmp_path / "results" / "logs" / "job.log").read_text()
     assert "NoGPUError: this job reserved 1 GPU(s)" in text and "Traceback" in text
     with network_job(smk(tmp_path, resources=SimpleNamespace(gpu=1), config={"resources": {"allow_cpu": True}})) as job:
         assert job.device == torch.device("cpu")
-    text = (tmp_path / "logs" / "job.log").read_text()
+    text = (tmp_path / "results" / "logs" / "job.log").read_text()
     assert "WARNING nnprobe: this job reserved 1 GPU(s) but torch finds none" in text

@@ -17,6 +17,7 @@ import pytest
 import torch
 from torch import nn
 
+from nnprobe.core.provenance import code_version
 from nnprobe.engines import training
 from nnprobe.engines.classifier import ClassifierTask
 from nnprobe.engines.population import PopulationTask, init_population
@@ -110,6 +111,32 @@ def test_a_checkpoint_of_another_configuration_is_ignored(data, tmp_path, caplog
     fit(fresh, TrainOptions(4, progress=False))
     for name, tensor in state(fresh).items():
         assert torch.equal(state(other)[name], tensor), name
+
+
+def test_a_checkpoint_written_under_other_code_is_ignored(data, tmp_path, interrupted_after_epoch, caplog):
+    """A job killed after epoch 2, its code edited, run again: it starts over under the new code
+    instead of finishing the old epochs with it (the code version is in the fingerprint)."""
+    module = tmp_path / "src" / "nnprobe" / "engines" / "step.py"
+    module.parent.mkdir(parents=True)
+    module.write_text("SCALE = 1.0\n")
+    engine = {"progress": False, "code_version": code_version([module])}
+    with interrupted_after_epoch(2, KeyboardInterrupt):
+        fit(mlp_task(data), TrainOptions.from_config(engine, checkpoint_dir=tmp_path / "ckpt", epochs=4, name="tiny"))
+    module.write_text("SCALE = 2.0  # edited while the job was down\n")
+    edited = {**engine, "code_version": code_version([module])}
+    assert edited["code_version"] != engine["code_version"]
+    caplog.set_level(logging.INFO, logger="nnprobe.engine")
+    history = fit(mlp_task(data), TrainOptions.from_config(edited, checkpoint_dir=tmp_path / "ckpt", epochs=4,
+                                                            name="tiny"))
+    message = next(r.getMessage() for r in caplog.records if "ignoring checkpoint" in r.getMessage())
+    assert "under other code" in message and engine["code_version"] in message
+    assert not any("resuming" in r.getMessage() for r in caplog.records)
+    assert [row["epoch"] for row in history] == [1, 2, 3, 4]
+    # the same code in another checkout has the same version: a moved job still resumes
+    moved = tmp_path / "elsewhere" / "src" / "nnprobe" / "engines" / "step.py"
+    moved.parent.mkdir(parents=True)
+    moved.write_bytes(module.read_bytes())
+    assert code_version([moved]) == edited["code_version"]
 
 
 def test_an_unreadable_checkpoint_is_ignored_with_a_warning(data, tmp_path, caplog):

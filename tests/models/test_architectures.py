@@ -7,12 +7,13 @@ import pytest
 import torch
 
 from nnprobe.core.weights import WeightsError, save_weights
-from nnprobe.models import ARCHITECTURES, build_model, load_model
-from nnprobe.models.topdown import Normalized
+from nnprobe.models import ARCHITECTURES, architecture_class, build_model, load_model
+from nnprobe.models.init import Normalized
 
 #: A tiny description of every entry of ARCHITECTURES and the shape of an input batch for it.
 TINY = {
     "keras_cnn": ({"in_channels": 1, "num_classes": 3, "input_size": 8, "padding": 1}, (2, 1, 8, 8)),
+    "vgg_cnn": ({"in_channels": 3, "num_classes": 3, "input_size": [8, 16], "width": 2}, (2, 3, 8, 16)),
     "softmax_regression": ({"num_inputs": 12, "num_classes": 3}, (2, 1, 3, 4)),
     "sigmoid_mlp": ({"hidden": [5, 4], "num_inputs": 12, "num_classes": 3, "dropout": 0.5}, (2, 1, 3, 4)),
     "autoencoder_classifier": ({"code": 5, "num_inputs": 12, "num_classes": 3}, (2, 1, 3, 4)),
@@ -27,6 +28,18 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 def test_every_architecture_is_covered():
     assert set(TINY) == set(ARCHITECTURES)
+
+
+def test_importing_the_registry_loads_no_architecture():
+    """A job depends on the architecture modules it imports (nnprobe.core.provenance): the registry
+    must not import them all, or editing one would rerun every job that builds any network."""
+    import subprocess
+    import sys
+
+    code = ("import sys, nnprobe.models; "
+            "print(sorted(m for m in sys.modules if m.startswith('nnprobe.models.')))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert loaded.strip() == "['nnprobe.models.init']", loaded
 
 
 def trained_looking(architecture: dict, input_shape: tuple[int, ...]) -> torch.nn.Module:
@@ -68,7 +81,7 @@ def test_build_save_load_gives_the_same_network(name, tmp_path):
     arguments, input_shape = TINY[name]
     architecture = {"name": name, **arguments}
     loaded = check_round_trip(architecture, input_shape, tmp_path)
-    assert isinstance(loaded, ARCHITECTURES[name])
+    assert isinstance(loaded, architecture_class(name))
 
 
 @pytest.mark.parametrize("name", ["standard_cnn", "keras_cnn"])
@@ -80,7 +93,7 @@ def test_input_wrapper_round_trip(name, tmp_path):
     if name == "keras_cnn":
         architecture["layers"] = ["conv1", "fc1"]
     loaded = check_round_trip(architecture, input_shape, tmp_path)
-    assert isinstance(loaded, Normalized) and isinstance(loaded.net, ARCHITECTURES[name])
+    assert isinstance(loaded, Normalized) and isinstance(loaded.net, architecture_class(name))
     assert loaded.mean.flatten().tolist() == mean and loaded.std.flatten().tolist() == std
     expected_layers = ("net.conv1", "net.fc1") if name == "keras_cnn" else ("net.stage1", "net.stage2", "net.stage3")
     assert loaded.layers == expected_layers

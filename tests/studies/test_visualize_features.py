@@ -8,11 +8,11 @@ import pytest
 import torch
 from torch import nn
 
+from nnprobe.core.weights import save_weights
 from nnprobe.engines.evaluation import predict
-from nnprobe.engines.population import Member, init_population, predict_population, save_population
 from nnprobe.models.keras_cnn import KerasCNN, keras_cnn
 from nnprobe.models.topdown import Normalized, standard_cnn
-from nnprobe.studies.visualize.features import KERAS_LAYERS, mislabel_baseline, pick_images, visualize_features
+from nnprobe.studies.visualize.features import mislabel_baseline, pick_images, visualize_features
 
 
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
@@ -60,35 +60,31 @@ def test_pick_images_looks_among_all_images():
 C, H, K = 1, 8, 10
 
 
-def population_file(tmp_path, names: list[str]):
-    members = [Member(name, 100 + k, 200 + k, np.zeros(4, np.int64)) for k, name in enumerate(names)]
-    architecture = {"name": "keras_cnn", "in_channels": C, "num_classes": K, "input_size": H, "padding": 1}
-    pop = init_population(lambda g: keras_cnn(C, K, H, 1, g), [m.init_seed for m in members])
-    return save_population(tmp_path / "pop.safetensors", pop, members, architecture), pop
+def network_file(tmp_path, name: str, seed: int = 100):
+    """One network of the mislabel study as its training job writes it (nnprobe.studies.mislabel.jobs)."""
+    pair, replicate = name.split("/")
+    architecture = {"name": "keras_cnn", "in_channels": C, "num_classes": K, "input_size": [H, H], "padding": 1}
+    model = keras_cnn(C, K, H, 1, torch.Generator().manual_seed(seed))
+    path = save_weights(tmp_path / f"{pair}-{replicate}.safetensors", model.state_dict(), architecture=architecture,
+                        extra={"network": name, "pair": pair, "replicate": int(replicate[1:])})
+    return path, model.eval()
 
 
-def test_mislabel_baseline_is_member_0_taking_unit_pixels(tmp_path):
-    path, pop = population_file(tmp_path, ["none/r000", "none/r001", "0-1/r000"])
+def test_mislabel_baseline_takes_unit_pixels_and_probes_the_architecture_s_layers(tmp_path):
+    path, own = network_file(tmp_path, "none/r000")
     mean, std = np.array([0.3]), np.array([0.2])
     model = mislabel_baseline(str(path), mean, std)
     assert isinstance(model, Normalized) and isinstance(model.net, KerasCNN) and not model.training
-    assert model.layers == tuple(f"net.{name}" for name in KERAS_LAYERS) == ("net.conv1", "net.conv2", "net.conv3",
-                                                                                  "net.fc1")
+    assert model.layers == ("net.conv1", "net.conv2", "net.conv3", "net.fc1")
     images = torch.from_numpy(np.random.default_rng(0).integers(0, 256, (6, C, H, H), dtype=np.uint8))
     x = images.float() / 255
-    own = keras_cnn(C, K, H, 1, torch.Generator().manual_seed(100)).eval()  # member 0, as initialised
     with torch.no_grad():
         torch.testing.assert_close(model(x), own((x - 0.3) / 0.2))
-        # the standardisation the population was trained with (nnprobe.engines.population.normalize)
-        trained_view = predict_population(pop, images, torch.tensor(mean), torch.tensor(std))[0]
-        torch.testing.assert_close(torch.log_softmax(model(x), -1), trained_view, rtol=1e-5, atol=1e-5)
 
 
-@pytest.mark.parametrize("names", [["0-1/r000", "none/r000"], ["nonesuch/r000"]])
-def test_mislabel_baseline_refuses_a_pack_without_the_baseline_first(tmp_path, names):
-    path, _ = population_file(tmp_path, names)
-    with pytest.raises(ValueError, match=rf"pop\.safetensors: member 0 is \['{names[0]}'\], expected a network of "
-                                         r"the baseline population 'none'; the visualize study reads the pack"):
+def test_mislabel_baseline_refuses_a_network_of_a_pair(tmp_path):
+    path, _ = network_file(tmp_path, "0-1/r000")
+    with pytest.raises(ValueError, match=r"holds network '0-1/r000', expected one of the mislabel study's baseline"):
         mislabel_baseline(str(path), np.array([0.5]), np.array([0.25]))
 
 

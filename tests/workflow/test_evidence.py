@@ -30,12 +30,13 @@ def evidence(demo_run, tmp_path_factory):
                           notes="The demo on the embedded digits.")
 
 
-def split(evidence, folder, names):
-    """A copy of ``evidence`` that holds only the per-model tables ``names``."""
+def split(evidence, folder, keep):
+    """A copy of ``evidence`` that holds only the networks of its per-model table for which
+    ``keep(table)`` is true (a row mask), as if another run had trained them."""
     (folder / "per_model").mkdir(parents=True)
     shutil.copyfile(evidence / "config.yaml", folder / "config.yaml")
-    for name in names:
-        shutil.copyfile(evidence / "per_model" / name, folder / "per_model" / name)
+    table = pd.read_parquet(evidence / "per_model" / "networks.parquet")
+    table[keep(table)].to_parquet(folder / "per_model" / "networks.parquet", index=False)
     return folder
 
 
@@ -44,9 +45,10 @@ def test_evidence_folder_holds_what_the_run_shows(evidence, demo_run):
     for expected in ("command: `make demo`", "commit: ", "device: CPU", "wall time of the run: 12.5 s",
                      "The demo on the embedded digits.", "## Job times", "mislabel/train_population/none/r0-3"):
         assert expected in readme
-    jobs = sorted(p.name for p in (evidence / "per_model").iterdir())
-    trained = sorted(demo_run.glob("results/mislabel/populations/*/*/metrics.parquet"))
-    assert len(jobs) == len(trained) and "none__r0-3.parquet" in jobs
+    assert sorted(p.name for p in (evidence / "per_model").iterdir()) == ["networks.parquet"]
+    table = pd.read_parquet(evidence / "per_model" / "networks.parquet")
+    trained = sorted(demo_run.glob("results/mislabel/networks/*/*/metrics.parquet"))
+    assert table.groupby(["pair", "replicate"]).ngroups == len(trained) == 46 * 4
     assert sorted(p.stem for p in (evidence / "tables").glob("*.md")) == sorted(TABLES)
     assert len(list((evidence / "figures").glob("*.png"))) == 4
     assert yaml.safe_load((evidence / "config.yaml").read_text())["mislabel"]["replicates"] == 4
@@ -68,9 +70,8 @@ def test_adversarial_evidence_holds_its_tables_and_training_records(demo_run, tm
 
 
 def test_rebuild_from_two_folders_gives_the_workflows_tables(evidence, demo_run, tmp_path):
-    jobs = sorted(p.name for p in (evidence / "per_model").iterdir())
-    first = split(evidence, tmp_path / "first", jobs[::2])
-    second = split(evidence, tmp_path / "second", jobs[1::2])
+    first = split(evidence, tmp_path / "first", lambda t: t["replicate"] % 2 == 0)
+    second = split(evidence, tmp_path / "second", lambda t: t["replicate"] % 2 == 1)
     out = rebuild("mislabel", [second, first], tmp_path / "rebuilt")
     tables = demo_run / "results" / "mislabel" / "tables"
     for name in ["per_model_class", *TABLES]:
@@ -81,23 +82,23 @@ def test_rebuild_from_two_folders_gives_the_workflows_tables(evidence, demo_run,
 
 
 def test_rebuild_refuses_a_network_in_two_folders(evidence, tmp_path):
-    jobs = sorted(p.name for p in (evidence / "per_model").iterdir())
-    again = split(evidence, tmp_path / "again", jobs[:1])
+    again = split(evidence, tmp_path / "again", lambda t: t["pair"] == "none")
     with pytest.raises(ValueError, match=r"appear in more than one table"):
         rebuild("mislabel", [evidence, again], tmp_path / "rebuilt")
 
 
 def test_rebuild_refuses_folders_of_different_experiments(evidence, tmp_path):
-    jobs = sorted(p.name for p in (evidence / "per_model").iterdir())
-    other = split(evidence, tmp_path / "other", jobs[:1])
-    first = split(evidence, tmp_path / "first", jobs[1:])
+    other = split(evidence, tmp_path / "other", lambda t: t["pair"] == "none")
+    first = split(evidence, tmp_path / "first", lambda t: t["pair"] != "none")
     config = yaml.safe_load((other / "config.yaml").read_text())
     config["dataset"]["root"] = "/elsewhere"  # where the data lay is not what defines the networks
+    (other / "config.yaml").write_text(yaml.safe_dump(config))
+    config["train"]["layout"] = "gemm"  # a speed key: the same networks on a GPU
     (other / "config.yaml").write_text(yaml.safe_dump(config))
     rebuild("mislabel", [first, other], tmp_path / "same")
     config["train"]["epochs"] += 1
     (other / "config.yaml").write_text(yaml.safe_dump(config))
-    with pytest.raises(ValueError, match=r"another configuration .* \(differs in \['train'\]\)"):
+    with pytest.raises(ValueError, match=r"another configuration .* \(differs in \['train.epochs'\]\)"):
         rebuild("mislabel", [first, other], tmp_path / "rebuilt")
 
 

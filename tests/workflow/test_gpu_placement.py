@@ -33,38 +33,73 @@ def jobs_of(dry_run: str) -> list[tuple[str, dict[str, str]]]:
     return jobs
 
 
-@pytest.fixture(scope="module")
-def slurm_dry_run(tmp_path_factory, run_snakemake) -> str:
+def slurm_dry_run(folder: Path, run_snakemake, *configfiles: Path, model: str = "") -> str:
     """The paper config through profiles/slurm (conda off: none here), with a CPU and a GPU partition."""
-    folder = tmp_path_factory.mktemp("slurm_dry")
-    (folder / "noconda").mkdir()
+    (folder / "noconda").mkdir(exist_ok=True)
     (folder / "noconda" / "config.yaml").write_text("use-conda: false\n")
     proc = run_snakemake(["-n", "--profile", REPO / "profiles" / "slurm", "--profile", folder / "noconda"],
-                         directory=folder, configfiles=(REPO / "config" / "config.yaml",),
+                         directory=folder, configfiles=(REPO / "config" / "config.yaml", *configfiles),
                          env={"NNPROBE_SLURM_PARTITION": "cpu", "NNPROBE_SLURM_GPU_PARTITION": "gpu",
-                              "NNPROBE_SLURM_GPU_MODEL": ""})
+                              "NNPROBE_SLURM_GPU_MODEL": model})
     assert proc.returncode == 0, proc.stdout[-4000:]
     return proc.stdout
 
 
-def test_slurm_routes_every_gpu_job_to_the_gpu_partition(slurm_dry_run):
-    jobs = jobs_of(slurm_dry_run)
+def test_slurm_routes_every_gpu_job_to_the_gpu_partition(tmp_path, run_snakemake):
+    jobs = jobs_of(slurm_dry_run(tmp_path, run_snakemake, model="h100"))
     assert len(jobs) > 100
     gpu_jobs = [(rule, res) for rule, res in jobs if int(res.get("gpu", 0)) > 0]
     assert len(gpu_jobs) >= 100  # the paper config's training, attack and probe jobs
-    misrouted = Counter(rule for rule, res in gpu_jobs if res.get("slurm_partition") != "gpu")
-    assert not misrouted, f"GPU jobs outside the GPU partition: {dict(misrouted)}"
-    cpu_elsewhere = Counter(rule for rule, res in jobs if int(res.get("gpu", 0)) == 0 and res.get("slurm_partition") != "cpu")
-    assert not cpu_elsewhere, f"CPU jobs outside the CPU partition: {dict(cpu_elsewhere)}"
-    studies = {"train_population", "train_zoo_model", "noise_train", "visualize_train"}
+    misrouted = Counter(rule for rule, res in gpu_jobs if res.get("slurm_partition") != "gpu" or res.get("gpu_model") != "h100")
+    assert not misrouted, f"GPU jobs outside the GPU partition or without the GPU model: {dict(misrouted)}"
+    cpu_elsewhere = Counter(rule for rule, res in jobs if int(res.get("gpu", 0)) == 0
+                            and (res.get("slurm_partition") != "cpu" or "gpu_model" in res))
+    assert not cpu_elsewhere, f"CPU jobs outside the CPU partition or with a GPU model: {dict(cpu_elsewhere)}"
+    studies = {"train_zoo_model", "noise_train", "visualize_train"}
     assert studies <= {rule for rule, _ in gpu_jobs}
+    assert any(rule.startswith("train_population__") for rule, _ in gpu_jobs)
 
 
-def test_the_profile_lists_exactly_the_rules_that_ask_for_a_gpu(slurm_dry_run):
-    text = (REPO / "profiles" / "slurm" / "config.yaml").read_text()
-    listed = set(re.findall(r'"(\w+)"', text[text.index("gpu_rules = [") : text.index("]", text.index("gpu_rules = ["))]))
-    asking = {rule for rule, res in jobs_of(slurm_dry_run) if int(res.get("gpu", 0)) > 0}
-    assert listed == asking
+def test_without_gpus_no_job_goes_to_the_gpu_partition(tmp_path, run_snakemake):
+    """resources.train_gpu 0 with the GPU partition and model set: the routing follows what each job
+    asks for (nothing), not a list of rule names."""
+    cpu_only = tmp_path / "cpu.yaml"
+    cpu_only.write_text("resources:\n  train_gpu: 0\n")
+    jobs = jobs_of(slurm_dry_run(tmp_path, run_snakemake, cpu_only, model="h100"))
+    assert len(jobs) > 100
+    assert all(int(res.get("gpu", 0)) == 0 for _, res in jobs)
+    elsewhere = Counter(rule for rule, res in jobs if res.get("slurm_partition") != "cpu" or "gpu_model" in res)
+    assert not elsewhere, f"jobs in the GPU partition or with a GPU model although none asks for a GPU: {dict(elsewhere)}"
+
+
+SPELLINGS = {  # command lines that all run on a cluster, however the executor is named
+    "profile": ["--profile", "profiles/slurm"],
+    "profile=": ["--profile=profiles/slurm"],
+    "-e": ["-e", "slurm", "-j", "4"],
+    "--executor=": ["--executor=slurm"],
+}
+
+
+@pytest.mark.parametrize("argv", list(SPELLINGS.values()), ids=list(SPELLINGS))
+def test_the_workflow_profile_caps_gpu_jobs_on_one_machine_only(argv, monkeypatch):
+    """profiles/default caps GPU jobs at this machine's GPUs, and not when the run goes to a
+    cluster, whichever way the command line (or SNAKEMAKE_PROFILE) names the executor."""
+    from snakemake.cli import parse_args
+
+    monkeypatch.chdir(REPO)
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "0,1,2")
+    monkeypatch.delenv("SNAKEMAKE_PROFILE", raising=False)
+    for local in (["-n"], ["--profile", "profiles/local", "-n"]):
+        monkeypatch.setattr(sys, "argv", ["snakemake", *local])
+        _, args = parse_args(local)
+        assert args.resources.get("gpu") is not None and args.resources["gpu"].value == 3, args.resources
+    monkeypatch.setattr(sys, "argv", ["snakemake", *argv])
+    _, args = parse_args(argv)
+    assert args.executor == "slurm" and "gpu" not in args.resources, args.resources
+    monkeypatch.setenv("SNAKEMAKE_PROFILE", "profiles/slurm")
+    monkeypatch.setattr(sys, "argv", ["snakemake", "-n"])
+    _, args = parse_args(["-n"])
+    assert args.executor == "slurm" and "gpu" not in args.resources, args.resources
 
 
 JOB = textwrap.dedent("""

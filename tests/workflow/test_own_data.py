@@ -5,6 +5,7 @@ the data is checked, before any network trains."""
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -69,7 +70,7 @@ def test_own_image_folder_runs_and_says_what_is_undefined_or_untrained(image_fol
     assert "every entry is undefined" in log
     defined = pd.read_parquet(results / "mislabel" / "tables" / "welch_confused_vs_baseline.parquet")
     assert (defined["note"] == "").all()
-    check = (results / "logs" / "data" / "check_dataset" / "mislabel.log").read_text()
+    check = (results / "logs" / "data" / "check_dataset.log").read_text()
     assert "confused_vs_clean is undefined with 3 classes" in check and "classes are uneven: 20 to 90" in check
 
     # networks at chance (lr 1e-12: most stay there): flagged in the logs (with the keys to look at),
@@ -80,10 +81,10 @@ def test_own_image_folder_runs_and_says_what_is_undefined_or_untrained(image_fol
                                                        at_chance=("at_chance", "first"))
     expected = models["correct"] / models["n"] < chance_threshold(3)
     assert expected.any() and (models["at_chance"] == expected).all()
-    for log_file in sorted((results / "logs" / "mislabel" / "train_population").rglob("*.log")):
-        pairs = log_file.parent.name.split("+")
-        if models.loc[pairs, "at_chance"].any():
-            assert "ended at chance" in log_file.read_text() and "train.lr" in log_file.read_text(), log_file
+    logs = "\n".join(p.read_text() for p in (results / "logs" / "mislabel" / "train_population").rglob("*.log"))
+    for (pair, replicate), row in models.iterrows():
+        if row["at_chance"]:
+            assert re.search(rf"ended at chance.*'{pair}/r{replicate:03d}'.*train\.lr", logs), (pair, replicate)
     networks = pd.read_parquet(results / "visualize" / "tables" / "models.parquet").set_index("model")
     assert (networks["at_chance"] == (networks["clean_accuracy"] < chance_threshold(3))).all()
     for name in networks.index[networks["at_chance"]]:
@@ -95,12 +96,54 @@ def test_own_image_folder_runs_and_says_what_is_undefined_or_untrained(image_fol
     assert not (results / "checkpoints").exists()
 
 
+@pytest.fixture(scope="module")
+def five_classes(tmp_path_factory) -> Path:
+    """ROOT/{train,test}/CLASS/*: 5 classes of 30x22 grey images, one class three times larger, JPEG and PNG mixed."""
+    root = tmp_path_factory.mktemp("five_classes")
+    rng = np.random.default_rng(1)
+    for split, count in (("train", 12), ("test", 4)):
+        for k, name in enumerate(("ant", "bee", "cat", "dog", "emu")):
+            folder = root / split / name
+            folder.mkdir(parents=True)
+            for i in range(count * (3 if name == "cat" else 1)):
+                image = Image.fromarray(rng.integers(0, 60, (22, 30), dtype=np.uint8) + 40 * k, mode="L")
+                image.save(folder / (f"{i:03d}.jpg" if i % 2 else f"{i:03d}.png"))
+    return root
+
+
 @pytest.mark.slow
-def test_a_class_the_data_lacks_fails_before_any_network_trains(image_folder, run_snakemake, tmp_path):
-    own = config(tmp_path, image_folder, {}, lr=1e-3, binary_classes=("cat", "dog"))
-    proc = run_snakemake(["noise", "--cores", "2", "--resources", "gpu=1"], directory=tmp_path,
-                         configfiles=(own,), timeout=600)
-    assert proc.returncode != 0
-    log = (tmp_path / "results" / "logs" / "data" / "check_dataset" / "noise.log").read_text()
-    assert "noise.binary_classes names ['cat', 'dog']" in log and "['ant', 'bee', 'cow']" in log
-    assert not (tmp_path / "results" / "logs" / "noise" / "noise_train").exists()
+def test_every_foreign_class_key_stops_the_run_before_any_network_trains(five_classes, run_snakemake, tmp_path):
+    """The digits' demo config with only the dataset keys pointed at an own folder of 5 classes:
+    one run prepares the data and stops, naming every key that does not fit (a wrong class
+    count, the digits' class groups, the digits' binary classes), and trains nothing; run again,
+    it stops when the workflow is parsed, with the same list."""
+    demo = yaml.safe_load((REPO / "config" / "demo.yaml").read_text())
+    demo["dataset"] = {"source": "image_folder", "root": str(five_classes), "num_classes": 10}
+    own = tmp_path / "own.yaml"
+    own.write_text(yaml.safe_dump(demo))
+    targets = ["mislabel", "noise", "visualize", "--cores", "2", "--resources", "gpu=1"]
+    proc = run_snakemake(targets, directory=tmp_path, configfiles=(own,), timeout=600)
+    assert proc.returncode != 0, proc.stdout[-3000:]
+    log = (tmp_path / "results" / "logs" / "data" / "check_dataset.log").read_text()
+    bad_keys = ["dataset.num_classes is 10", "mislabel.class_groups.round names ['0', '6', '8', '9']",
+                "mislabel.class_groups.straight names ['1', '4', '7']", "noise.binary_classes names ['3', '8']"]
+    for key in bad_keys:
+        assert key in log, (key, log[-3000:])
+    assert "4 problems" in log and "['ant', 'bee', 'cat', 'dog', 'emu']" in log
+    trained = [p for p in (tmp_path / "results" / "logs").rglob("*.log")
+               if any(part in p.parts for part in ("train_population", "noise_train", "visualize_train"))]
+    assert not trained, trained
+
+    again = run_snakemake(["-n", *targets], directory=tmp_path, configfiles=(own,))
+    assert again.returncode != 0 and "Building DAG" not in again.stdout, again.stdout[-3000:]
+    assert "does not fit the data prepared in results/data/manifest.json (4 problems)" in again.stdout
+    assert all(key in again.stdout for key in bad_keys), again.stdout[-3000:]
+
+    # fixed as README says (num_classes auto, the groups and binary classes of this data): it plans to train
+    demo["dataset"].pop("num_classes")
+    demo["mislabel"]["class_groups"] = {"winged": ["bee"]}
+    demo["noise"]["binary_classes"] = ["cat", "dog"]
+    own.write_text(yaml.safe_dump(demo))
+    fixed = run_snakemake(["-n", *targets], directory=tmp_path, configfiles=(own,))
+    assert fixed.returncode == 0, fixed.stdout[-3000:]
+    assert "train_population__none__r0_3" in fixed.stdout and "rule check_dataset:" in fixed.stdout

@@ -8,7 +8,6 @@ target into a fresh directory, killing it halfway, to check that it resumes and 
 from __future__ import annotations
 
 import base64
-import contextlib
 import html
 import os
 import re
@@ -63,7 +62,8 @@ BENCHMARKED_RULES = [
 
 
 def job_counts(output: str) -> dict[str, int]:
-    """The first "Job stats" table of Snakemake's output as ``{rule: count}`` (with "total")."""
+    """The first "Job stats" table of Snakemake's output as ``{rule: count}`` (with "total"); the mislabel
+    study's training rules (one per job, ``train_population__PACK__BLOCK``) count as ``train_population``."""
     lines = output.splitlines()
     try:
         start = lines.index("Job stats:")
@@ -74,8 +74,25 @@ def job_counts(output: str) -> dict[str, int]:
         if not line.strip():
             break
         rule, count = line.split()
-        counts[rule] = int(count)
+        rule = "train_population" if rule.startswith("train_population__") else rule
+        counts[rule] = counts.get(rule, 0) + int(count)
     return counts
+
+
+def training_jobs(output: str) -> list[tuple[str, str]]:
+    """(pack, block) of every mislabel training job of a dry run, from its log path
+    (results/logs/mislabel/train_population/PACK/BLOCK.log: PACK its first..last pair)."""
+    return re.findall(r"^\s+log: results/logs/mislabel/train_population/(\S+)/(r\d+-\d+)\.log$", output,
+                      flags=re.MULTILINE)
+
+
+def pack_size(pack: str) -> int:
+    """The number of pairs of a pack named by its first and last pair ("1-5..2-9": 1-5 up to 2-9)."""
+    if ".." not in pack:
+        return 1
+    order = [f"{a}-{b}" for a in range(10) for b in range(a + 1, 10)]
+    first, last = pack.split("..")
+    return order.index(last) - order.index(first) + 1
 
 
 def dag_paths(output: str, field: str) -> list[str]:
@@ -145,10 +162,14 @@ def test_dry_run_demo(run_snakemake, tmp_path):
     assert counts["train_population"] == 5  # the baseline, then 45 pairs in packs of 12: 12 + 12 + 12 + 9
     for rule, n in MISLABEL_JOBS.items():
         assert counts.get(rule) == n, (rule, counts)
-    packs = sorted(re.findall(r"^\s+wildcards: pairs=(\S+), block=r0-3$", out, flags=re.MULTILINE))
-    assert sorted(len(p.split("+")) for p in packs) == [1, 9, 12, 12, 12]
-    assert sum(len(p.split("+")) for p in packs) == 46
+    jobs = training_jobs(out)
+    assert {block for _, block in jobs} == {"r0-3"}
+    packs = [pack for pack, _ in jobs]
+    assert sorted(pack_size(p) for p in packs) == [1, 9, 12, 12, 12]
     assert "none" in packs  # the baseline alone: the noise and visualize studies need only it
+    # every network has its own files, whatever job makes them: 46 pairs x 4 replicates
+    networks = {o for o in dag_paths(out, "output") if o.startswith("results/mislabel/networks/")}
+    assert len(networks) == 46 * 4 * 2 and "results/mislabel/networks/0-1/r003/weights.safetensors" in networks
 
 
 def test_pairs_per_job_from_a_second_configfile(run_snakemake, tmp_path):
@@ -169,11 +190,11 @@ def test_replicate_blocks_split_the_training_jobs(run_snakemake, tmp_path):
     override = write_yaml(tmp_path / "blocks.yaml", "mislabel:\n  pairs_per_job: 45\n  replicates_per_job: 10\n")
     out = dry_run(run_snakemake, tmp_path, configfiles=(CONFIG, override))
     assert job_counts(out)["train_population"] == 10
-    jobs = re.findall(r"^\s+wildcards: pairs=(\S+), block=(\S+)$", out, flags=re.MULTILINE)
+    jobs = training_jobs(out)
     blocks = ["r0-9", "r10-19", "r20-29", "r30-39", "r40-49"]
     assert sorted(b for p, b in jobs if p == "none") == sorted(blocks)
     assert sorted(b for p, b in jobs if p != "none") == sorted(blocks)
-    assert {len(p.split("+")) for p, _ in jobs if p != "none"} == {45}
+    assert {pack_size(p) for p, _ in jobs if p != "none"} == {45}
 
 
 def test_dataset_override_merges_with_the_configfile(run_snakemake, tmp_path):
@@ -270,7 +291,7 @@ def test_demo_logs_and_benchmarks(demo_run, demo_dag):
     benchmarks = dag_paths(demo_dag, "benchmark")
     counts = job_counts(demo_dag)
     assert len(benchmarks) == sum(counts[rule] for rule in BENCHMARKED_RULES)
-    assert {b.split("/")[3] for b in benchmarks} == set(BENCHMARKED_RULES)
+    assert {b.split("/")[3] for b in benchmarks} == set(BENCHMARKED_RULES)  # results/benchmarks/STUDY/RULE/...
     for rel in benchmarks:
         table = pd.read_csv(demo_run / rel, sep="\t")
         assert len(table) == 1 and {"s", "max_rss", "cpu_time"} <= set(table.columns), rel
@@ -293,7 +314,7 @@ def test_demo_tables(demo_run):
     assert (welch["n_x"] == 32).all() and (welch["n_y"] == 112).all()
 
     table = pd.read_parquet(tables / "per_model_class.parquet")
-    assert len(table) == 46 * 4 * 10  # 46 populations x 4 replicates x 10 classes
+    assert len(table) == 46 * 4 * 10  # 45 pairs and the baseline x 4 replicates x 10 classes
     assert table.groupby(["pair", "replicate"]).ngroups == 46 * 4
     assert sorted(table["class"].unique()) == list(range(10))
     assert {f"prob_{k}" for k in range(10)} <= set(table.columns)
@@ -348,22 +369,22 @@ def test_demo_report(demo_run, run_snakemake, demo_dag):
     # The effective configuration (defaults filled) is bundled as a text file.
     texts = [base64.b64decode(b).decode() for b in re.findall(r"data:text/plain;[^,\"]*base64,([A-Za-z0-9+/=]+)", text)]
     configs = [yaml.safe_load(t) for t in texts if "pairs_per_job" in t]
-    assert configs and configs[0]["mislabel"]["pairs_per_job"] == 12 and configs[0]["train"]["layout"] == "vmap"
+    assert configs and configs[0]["mislabel"]["pairs_per_job"] == 12 and configs[0]["train"]["layout"] == "auto"
 
 
 @pytest.mark.slow
 def test_a_killed_workflow_resumes_its_training_job_bit_for_bit(demo_run, run_snakemake, snakemake_args, tmp_path):
     """Kill Snakemake (SIGKILL to its whole process group) while it trains the demo's smallest
     pack, unlock, run it again: the job resumes from its epoch checkpoint and ends with exactly
-    the demo's network (trained without interruption), then removes its checkpoints."""
-    populations = demo_run / "results" / "mislabel" / "populations"
-    pack = min((p.name for p in populations.iterdir() if p.name != "none"), key=lambda name: name.count("+"))
-    assert pack.count("+") == 8  # 9 pairs, 36 networks: long enough to kill after epoch 2 of 8
-    pack = f"{pack}/r0-3"
+    the demo's networks (trained without interruption), then removes its checkpoints."""
+    labels = [p.relative_to(demo_run / "results/logs/mislabel/train_population").with_suffix("")
+              for p in (demo_run / "results/logs/mislabel/train_population").rglob("*.log")]
+    label = next(str(p) for p in labels if p.parent.name != "none" and pack_size(p.parent.name) == 9)
+    first, last = label.split("/")[0].split("..")  # 9 pairs x 4 replicates: long enough to kill after epoch 2 of 8
     shutil.copytree(demo_run / "results" / "data", tmp_path / "results" / "data")  # keeps mtimes
-    target = f"results/mislabel/populations/{pack}/metrics.parquet"
+    target = f"results/mislabel/networks/{last}/r003/metrics.parquet"
     args = [target, "--cores", "2", "--resources", "gpu=1"]
-    checkpoint = tmp_path / "results" / "checkpoints" / "mislabel" / pack / "last.ckpt"
+    checkpoint = tmp_path / "results" / "checkpoints" / "mislabel" / "train_population" / label / "last.ckpt"
     running = subprocess.Popen(snakemake_args(args, tmp_path), cwd=tmp_path, start_new_session=True,
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -377,89 +398,35 @@ def test_a_killed_workflow_resumes_its_training_job_bit_for_bit(demo_run, run_sn
         running.wait()
     epoch = torch.load(checkpoint, weights_only=True)["epoch"]
     assert 2 <= epoch < 8, f"the job was killed after epoch {epoch} of 8"
-    new, old = tmp_path / "results" / "mislabel" / "populations" / pack, populations / pack
-    assert not (new / "metrics.parquet").exists()
+    new, old = tmp_path / "results" / "mislabel" / "networks", demo_run / "results" / "mislabel" / "networks"
+    assert not (new / last / "r003" / "metrics.parquet").exists()
 
     assert run_snakemake(["--unlock"], directory=tmp_path).returncode == 0  # a killed Snakemake leaves its lock
     proc = run_snakemake([*args, "--rerun-incomplete"], directory=tmp_path, timeout=600)
     assert proc.returncode == 0, proc.stdout[-4000:]
-    log = (tmp_path / "results" / "logs" / "mislabel" / "train_population" / f"{pack}.log").read_text()
+    log = (tmp_path / "results" / "logs" / "mislabel" / "train_population" / f"{label}.log").read_text()
     assert f"resuming from {checkpoint.relative_to(tmp_path)} after epoch {epoch} of 8" in log, log[-3000:]
     assert not checkpoint.parent.exists()
 
-    pd.testing.assert_frame_equal(
-        pd.read_parquet(new / "metrics.parquet"), pd.read_parquet(old / "metrics.parquet"), check_exact=True
-    )
-    with safe_open(new / "weights.safetensors", "np") as a, safe_open(old / "weights.safetensors", "np") as b:
-        assert a.metadata() == b.metadata()
-        assert sorted(a.keys()) == sorted(b.keys())
-        for key in a.keys():
-            np.testing.assert_array_equal(a.get_tensor(key), b.get_tensor(key), err_msg=key)
+    trained = sorted(p.relative_to(new) for p in new.rglob("*.*"))
+    assert len(trained) == 9 * 4 * 2 and first in {p.parts[0] for p in trained}
+    for relative in trained:
+        if relative.suffix == ".parquet":
+            pd.testing.assert_frame_equal(pd.read_parquet(new / relative), pd.read_parquet(old / relative),
+                                          check_exact=True)
+            continue
+        with safe_open(new / relative, "np") as a, safe_open(old / relative, "np") as b:
+            ours, theirs = a.metadata(), b.metadata()
+            assert ours.keys() == theirs.keys() and all(ours[k] == theirs[k] for k in ours if k != "versions")
+            assert sorted(a.keys()) == sorted(b.keys())
+            for key in a.keys():
+                np.testing.assert_array_equal(a.get_tensor(key), b.get_tensor(key), err_msg=f"{relative}: {key}")
     learned = ["epoch", "loss", "accuracy", "lr"]  # the rest is timing
-    pd.testing.assert_frame_equal(pd.read_csv(new / "history.csv")[learned], pd.read_csv(old / "history.csv")[learned],
+    history = f"results/logs/mislabel/train_population/{label}.history.csv"
+    pd.testing.assert_frame_equal(pd.read_csv(tmp_path / history)[learned], pd.read_csv(demo_run / history)[learned],
                                   check_exact=True)
 
 
 @pytest.mark.slow
 def test_no_checkpoints_are_left_after_the_demo(demo_run):
     assert not (demo_run / "results" / "checkpoints").exists()
-
-
-@contextlib.contextmanager
-def edited(path: Path):
-    """``path`` looks just edited inside the block (new content, newer than every output); its
-    content and times are restored after. Touching alone is not an edit: Snakemake compares the
-    checksum of a small input recorded with the outputs and ignores a newer file with the same content."""
-    stat, text = path.stat(), path.read_text()
-    path.write_text(text + "\n# edited by tests/workflow/test_workflow.py\n")
-    try:
-        yield
-    finally:
-        path.write_text(text)
-        os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
-
-
-TRAINING_RULES = {"train_population": 5, "train_zoo_model": 7, "adversarial_training": 6, "noise_train": 4,
-                  "visualize_train": 4}
-MISLABEL_REPORTS = {"collect_metrics": 1, "welch_table": 3, "information_table": 3, "t_heatmap": 3,
-                    "information_heatmap": 2, "accuracy_by_pair": 1, "class_dendrogram": 1}
-
-
-@pytest.mark.slow
-def test_a_change_reruns_exactly_the_jobs_that_depend_on_it(demo_run, run_snakemake):
-    """On the finished demo: a figure option, a statistics module, a training option and the
-    training engine each rerun what depends on them and nothing else (a dry run says which)."""
-
-    def planned(*args: str) -> dict[str, int]:
-        proc = run_snakemake(["-n", *args], directory=demo_run)
-        assert proc.returncode == 0, proc.stdout[-4000:]
-        counts = job_counts(proc.stdout)
-        counts.pop("total")
-        return counts
-
-    # a figure option reruns its figures (and the report's copy of the config), never a network
-    groups = 'mislabel={"class_groups": {"odd": ["1", "3", "5", "7", "9"]}}'
-    assert planned("--config", groups) == {"t_heatmap": 3, "information_heatmap": 2, "effective_config": 1, "all": 1}
-
-    # a key the data check reads that training also uses retrains, in the same run: the check does not
-    # rerun, which would hide the jobs after it from Snakemake (rules/data.smk)
-    counts = planned("--config", 'model={"padding": "valid"}')
-    assert counts["train_population"] == 5 and "check_dataset" not in counts, counts
-
-    # a statistics module reruns the mislabel study's tables and figures, no training
-    with edited(REPO / "src" / "nnprobe" / "studies" / "mislabel" / "statistics.py"):
-        assert planned() == {**MISLABEL_REPORTS, "all": 1}
-
-    # a training option of the populations retrains the populations and what reads them only
-    counts = planned("--config", 'train={"epochs": 9}')
-    assert counts["train_population"] == 5
-    assert not set(counts) & (set(TRAINING_RULES) - {"train_population"}), counts
-    assert counts.keys() >= MISLABEL_REPORTS.keys() | {"noise_probe_population", "visualize_features"}
-    assert not {r for r in counts if r.startswith(("attack", "cross_", "zoo_"))}, counts
-
-    # the training engine retrains every network of every study
-    with edited(REPO / "src" / "nnprobe" / "engines" / "training.py"):
-        counts = planned()
-    assert {rule: counts.get(rule) for rule in TRAINING_RULES} == TRAINING_RULES
-
-    assert "Nothing to be done" in run_snakemake(["-n"], directory=demo_run).stdout  # the demo is left as it was

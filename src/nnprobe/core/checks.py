@@ -1,22 +1,35 @@
 """Does the prepared data fit the configuration? Checked once it is prepared, before any network trains.
 
-A study's config names classes (``mislabel.class_groups``, ``noise.binary_classes``), class
-indices (``visualize.backdoor.target_class``), the number of classes (``dataset.num_classes``)
-and architectures that need images of some size. :func:`dataset_problems` holds a prepared
-dataset's manifest against what the config expects of it and returns every mismatch as a
-sentence naming the config key, the value and what would fit; :func:`dataset_notes` says what
-will be undefined for this data without being an error (a comparison that needs more classes).
+A config names classes (``mislabel.class_groups``, ``noise.binary_classes``), class indices
+(``visualize.backdoor.target_class``), the number of classes (``dataset.num_classes``) and
+architectures that need images of some size. :func:`data_expectations` gathers every such key
+of every study that uses a dataset; :func:`dataset_problems` holds a prepared dataset's manifest
+against them and returns every mismatch as a sentence naming the config key, the value and
+what would fit, so that one run reports them all; :func:`dataset_notes` says what will be
+undefined for this data without being an error (a comparison that needs more classes).
+
+:func:`dataset_class_count` reads the number of classes from the data itself when the workflow
+is parsed (``dataset.num_classes: auto``): plain Python, no torch or numpy, so the Snakefile can
+call it wherever Snakemake runs.
 """
 
 from __future__ import annotations
 
+import os
+import struct
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 __all__ = [
     "KERAS_CNN_MIN_SIDE",
+    "VGG_CNN_MIN_SIDE",
+    "TORCHVISION_CLASS_COUNTS",
     "DataConfigError",
     "data_expectations",
+    "check_prepared_data",
+    "dataset_class_count",
+    "resolve_num_classes",
     "dataset_notes",
     "dataset_problems",
     "undefined_comparisons",
@@ -30,34 +43,92 @@ class DataConfigError(ValueError):
 #: The smallest image side the Keras CNN takes, by padding (tests/models/test_keras_cnn.py holds these
 #: equal to nnprobe.models.keras_cnn.keras_cnn_min_size: this module imports no torch).
 KERAS_CNN_MIN_SIDE = {"valid": 18, "same": 4}
+#: The smallest image side of the VGG-style CNN (nnprobe.models.vgg_cnn.VGG_CNN_MIN_SIDE, tested equal).
+VGG_CNN_MIN_SIDE = 8
+#: Classes of the datasets torchvision downloads.
+TORCHVISION_CLASS_COUNTS = {"cifar10": 10, "mnist": 10, "fashion_mnist": 10}
+_IDX_LABEL_NAMES = ("train-labels-idx1-ubyte", "t10k-labels-idx1-ubyte")
 
 
-def data_expectations(config: Mapping[str, Any], study: str) -> dict[str, Any]:
-    """What ``study``'s part of the workflow ``config`` expects of its prepared data (for
-    :func:`dataset_problems`): class counts, class names, class indices, smallest image sides.
+def dataset_class_count(dataset: Mapping[str, Any]) -> int:
+    """The number of classes of the dataset a config's ``dataset`` section names, read from the data.
 
-    The mislabel study's class groups are a figure option, checked by the figures
-    (:func:`nnprobe.studies.mislabel.statistics.class_order`), not here: a changed figure option
-    must not re-run this check, which every network of the study waits for.
+    torchvision datasets and the digits by their name; an image folder by the class folders
+    of ``ROOT/train``; idx files by their largest label plus one. Raises
+    :class:`DataConfigError`, naming ``dataset.root``, when the data is not there to count.
     """
-    if study == "mislabel":
-        padding = config["model"]["padding"]
-        return {"num_classes": {"key": "dataset.num_classes", "value": config["dataset"]["num_classes"]},
-                "min_side": [{"key": "model.padding", "value": KERAS_CNN_MIN_SIDE[padding],
-                              "why": f"the Keras CNN with {padding} padding"}]}
-    if study == "noise":
-        return {"class_names": [{"key": "noise.binary_classes", "names": list(config["noise"]["binary_classes"])}]}
-    if study == "visualize":
-        backdoor = config["visualize"]["backdoor"]
-        return {"class_index": [{"key": "visualize.backdoor.target_class", "value": backdoor["target_class"]}],
-                "min_side": [{"key": "visualize.backdoor.trigger_size",
-                              "value": backdoor["trigger_size"] + backdoor["trigger_margin"],
-                              "why": "the BadNets trigger (trigger_size + trigger_margin)"},
-                             {"key": "visualize", "value": 4, "why": "the top-down network"}]}
-    if study == "adversarial":
-        return {"num_classes": {"key": "adversarial.dataset.num_classes",
-                                "value": config["adversarial"]["dataset"]["num_classes"]}}
-    raise ValueError(f"study must be mislabel, noise, visualize or adversarial, got {study!r}")
+    source = dataset.get("source")
+    if source == "torchvision":
+        return TORCHVISION_CLASS_COUNTS[dataset["name"]]
+    if source == "sklearn_digits":
+        return 10
+    root = Path(dataset.get("root") or "")
+    if source == "image_folder":
+        train = root / "train"
+        if not train.is_dir():
+            raise DataConfigError(f"dataset.num_classes is auto, so the classes are counted in dataset.root, but "
+                                  f"{train} is not a folder: set dataset.root to the folder holding train/ and test/, "
+                                  f"or set dataset.num_classes")
+        return len([d for d in os.listdir(train) if not d.startswith(".") and (train / d).is_dir()])
+    if source == "idx":
+        largest = -1
+        for name in _IDX_LABEL_NAMES:
+            found = next((f for folder in (root, root / "MNIST" / "raw", root / "FashionMNIST" / "raw", root / "raw")
+                          for f in (folder / name,) if f.is_file()), None)
+            if found is None:
+                raise DataConfigError(f"dataset.num_classes is auto, so the classes are counted in the idx labels, but "
+                                      f"{name} is not in dataset.root {root} (nor its MNIST/raw, FashionMNIST/raw or "
+                                      f"raw folder); set dataset.root, or set dataset.num_classes")
+            data = found.read_bytes()
+            count = struct.unpack(">I", data[4:8])[0]
+            largest = max(largest, max(data[8 : 8 + count], default=-1))
+        return largest + 1
+    raise DataConfigError(f"dataset.source must be one of torchvision, image_folder, idx, sklearn_digits, got {source!r}")
+
+
+def resolve_num_classes(dataset: Mapping[str, Any]) -> int:
+    """``dataset.num_classes``, or the data's own count (:func:`dataset_class_count`) when it is ``auto``."""
+    value = dataset.get("num_classes", "auto")
+    return dataset_class_count(dataset) if value in ("auto", None) else int(value)
+
+
+def data_expectations(config: Mapping[str, Any], dataset: str = "dataset") -> dict[str, Any]:
+    """What the studies that use the dataset of config section ``dataset`` (``"dataset"``: the
+    mislabel, noise and visualize studies; ``"adversarial.dataset"``: the adversarial study)
+    expect of it (for :func:`dataset_problems`): class counts, class names, class indices,
+    smallest image sides, each with the config key that sets it.
+
+    Every key is here, figure options included (``mislabel.class_groups``): the check runs
+    before any network trains and reports every problem at once. The check job has no params,
+    so a key changed after a run reruns neither it nor a network (the job that uses the key
+    checks it again, and the workflow checks the prepared data at parse time).
+    """
+    if dataset == "adversarial.dataset":
+        count = config["adversarial"]["dataset"].get("num_classes", "auto")
+        return {"num_classes": None if count in ("auto", None) else {"key": "adversarial.dataset.num_classes",
+                                                                     "value": int(count)}}
+    if dataset != "dataset":
+        raise ValueError(f"dataset must be 'dataset' or 'adversarial.dataset', got {dataset!r}")
+    count = config["dataset"].get("num_classes", "auto")
+    model, visualize = config["model"], config["visualize"]
+    groups = config["mislabel"].get("class_groups") or {}
+    backdoor = visualize["backdoor"]
+    if model["architecture"] == "vgg_cnn":
+        network = {"key": "model.architecture", "value": VGG_CNN_MIN_SIDE, "why": "the VGG CNN (three 2x2 poolings)"}
+    else:
+        network = {"key": "model.padding", "value": KERAS_CNN_MIN_SIDE[model["padding"]],
+                   "why": f"the Keras CNN with {model['padding']} padding"}
+    return {
+        "num_classes": None if count in ("auto", None) else {"key": "dataset.num_classes", "value": int(count)},
+        "class_names": [{"key": f"mislabel.class_groups.{group}", "names": list(names)}
+                        for group, names in groups.items()]
+        + [{"key": "noise.binary_classes", "names": list(config["noise"]["binary_classes"])}],
+        "class_index": [{"key": "visualize.backdoor.target_class", "value": backdoor["target_class"]}],
+        "min_side": [network,
+                     {"key": "visualize.backdoor.trigger_size", "value": backdoor["trigger_size"]
+                      + backdoor["trigger_margin"], "why": "the BadNets trigger (trigger_size + trigger_margin)"},
+                     {"key": "visualize", "value": 4, "why": "the top-down network"}],
+    }
 
 
 def dataset_problems(manifest: Mapping[str, Any], expected: Mapping[str, Any]) -> list[str]:
@@ -74,7 +145,7 @@ def dataset_problems(manifest: Mapping[str, Any], expected: Mapping[str, Any]) -
     count = expected.get("num_classes")
     if count is not None and count["value"] != len(classes):
         problems.append(f"config key {count['key']} is {count['value']}, but the prepared data has {len(classes)} "
-                        f"classes {classes}: set {count['key']} to {len(classes)}")
+                        f"classes {classes}: set {count['key']} to {len(classes)} or to auto (the data decides)")
     for item in expected.get("class_names", []):
         missing = [name for name in item["names"] if name not in classes]
         if missing:
@@ -89,6 +160,30 @@ def dataset_problems(manifest: Mapping[str, Any], expected: Mapping[str, Any]) -
             problems.append(f"the images are {height}x{width} pixels, but {item['why']} needs at least "
                             f"{item['value']}x{item['value']} (config key {item['key']})")
     return problems
+
+
+def check_prepared_data(config: Mapping[str, Any], manifest_path: str | Path, dataset: str,
+                        prepared_with: Mapping[str, Any]) -> None:
+    """Hold ``config`` against data prepared earlier, when the workflow is parsed.
+
+    If ``manifest_path`` exists and records that it was prepared from ``prepared_with`` (the
+    dataset params of the current config; otherwise the data is prepared again and checked by
+    rule check_dataset), raise :class:`DataConfigError` with every problem of
+    :func:`dataset_problems`: a class name changed after the data was prepared fails before
+    Snakemake plans a job, not when the job that reads it runs.
+    """
+    import json
+
+    path = Path(manifest_path)
+    if not path.is_file():
+        return
+    manifest = json.loads(path.read_text(encoding="utf-8"))
+    if manifest.get("dataset") != json.loads(json.dumps(dict(prepared_with))):
+        return
+    problems = dataset_problems(manifest, data_expectations(config, dataset))
+    if problems:
+        raise DataConfigError(f"the configuration does not fit the data prepared in {path} ({len(problems)} "
+                              f"problem{'s' if len(problems) > 1 else ''}):\n  - " + "\n  - ".join(problems))
 
 
 def undefined_comparisons(num_classes: int) -> dict[str, str]:
@@ -124,8 +219,9 @@ def dataset_notes(manifest: Mapping[str, Any], studies: Sequence[str]) -> list[s
 
 
 def check_dataset(manifest_path: str, output: str, *, expected: Mapping[str, Any], studies: Sequence[str]) -> None:
-    """The job of rule check_dataset: raise :class:`DataConfigError` listing every problem, else
-    log what the data leaves undefined and write the checks that passed to ``output`` (JSON)."""
+    """The job of rules check_dataset and check_adversarial_dataset: raise :class:`DataConfigError`
+    listing every problem, else log what the data leaves undefined and write the checks that
+    passed to ``output`` (JSON)."""
     import logging
 
     from .io import read_json, write_json
@@ -134,8 +230,10 @@ def check_dataset(manifest_path: str, output: str, *, expected: Mapping[str, Any
     manifest = read_json(manifest_path)
     problems = dataset_problems(manifest, expected)
     if problems:
-        raise DataConfigError(f"the prepared data ({manifest_path}) does not fit the configuration of "
-                              f"{', '.join(studies)}:\n  - " + "\n  - ".join(problems))
+        raise DataConfigError(f"the prepared data ({manifest_path}) does not fit the configuration of the "
+                              f"{', '.join(studies)} {'study' if len(studies) == 1 else 'studies'}; "
+                              f"{len(problems)} problem{'s' if len(problems) > 1 else ''}, fix them all before "
+                              "running again (README: own data):\n  - " + "\n  - ".join(problems))
     notes = dataset_notes(manifest, studies)
     for note in notes:
         log.warning("%s", note)

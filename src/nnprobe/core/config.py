@@ -50,6 +50,10 @@ def coerce_strings(config: dict, schema: Mapping[str, Any], root: Mapping[str, A
             coerce_strings(value, sub, root)
         elif isinstance(value, str) and _types(sub) and "string" not in _types(sub):
             config[key] = yaml.safe_load(value)
+        elif isinstance(value, str) and "anyOf" in sub:  # e.g. a number or "auto": the YAML reading if it fits
+            parsed = yaml.safe_load(value)
+            if not isinstance(parsed, str) and jsonschema.Draft202012Validator(sub).is_valid(parsed):
+                config[key] = parsed
 
 
 def _describe(error: jsonschema.ValidationError) -> str:

@@ -22,9 +22,12 @@ from typing import Any
 
 import torch
 
+from .io import remove_stale_temporaries
+from .provenance import code_version
 from .runtime import _wildcards, logged, set_threads
 
-__all__ = ["NoGPUError", "job_device", "visible_gpus", "claim_gpu", "runtime_summary", "Job", "network_job"]
+__all__ = ["NoGPUError", "job_device", "visible_gpus", "claim_gpu", "runtime_summary", "Job", "job_checkpoint_folder",
+           "network_job"]
 
 
 class NoGPUError(RuntimeError):
@@ -116,23 +119,52 @@ def runtime_summary(device, precision: str | None = None) -> str:
 
 
 class Job:
-    """What a script needs of its Snakemake job: the logger of its log file and its device.
+    """What a script needs of its Snakemake job: the logger of its log file, its device, and how it trains.
 
     The device is decided on first use (:func:`job_device` with the rule's ``gpu`` resource and
     the config key ``resources.allow_cpu``) and logged with :func:`runtime_summary`; scripts
-    that compute nothing with torch never import it.
+    that compute nothing with torch never import it. :attr:`engine` is the config's ``engine``
+    section (progress, checkpoints, determinism: keys that change no result, so no rule has
+    them as params) plus ``code_version``, the hash of the job's code inputs that its epoch
+    checkpoints are keyed by. :attr:`checkpoints` is the job's checkpoint folder, beside its log
+    (``results/logs/X.log`` -> ``results/checkpoints/X``): not a rule output, so Snakemake keeps
+    it when the job dies.
     """
 
-    def __init__(self, log: logging.Logger, gpus: int, allow_cpu: bool) -> None:
+    def __init__(self, log: logging.Logger, gpus: int, allow_cpu: bool, engine: dict[str, Any] | None = None,
+                 log_path: str | None = None) -> None:
         self.log = log
         self.gpus = gpus
         self.allow_cpu = allow_cpu
+        self.engine = dict(engine or {})
+        self.log_path = log_path
 
     @functools.cached_property
     def device(self):
         device = job_device(self.gpus, allow_cpu=self.allow_cpu)
         self.log.info("%s", runtime_summary(device))
         return device
+
+    @property
+    def checkpoints(self) -> str:
+        return job_checkpoint_folder(self.log_path)
+
+    @property
+    def history(self) -> str:
+        """The job's epoch history as CSV, beside its log (for jobs whose outputs hold no history)."""
+        return str(Path(self.log_path).with_suffix(".history.csv"))
+
+
+def job_checkpoint_folder(log_path: str | os.PathLike) -> str:
+    """The checkpoint folder of the job whose log is ``log_path``: the log's path with ``logs``
+    replaced by ``checkpoints`` and no suffix (``results/logs/noise/a/b.log`` -> ``results/checkpoints/noise/a/b``)."""
+    path = Path(log_path)
+    parts = list(path.with_suffix("").parts)
+    if "logs" not in parts:
+        raise ValueError(f"a job's log lies in a 'logs' folder (results/logs/...), got {log_path}")
+    index = len(parts) - 1 - parts[::-1].index("logs")
+    parts[index] = "checkpoints"
+    return str(Path(*parts))
 
 
 @contextlib.contextmanager
@@ -141,11 +173,19 @@ def network_job(smk: Any) -> Iterator[Job]:
 
     ``smk`` is the ``snakemake`` object of a script. Everything the job prints and any
     traceback go to the rule's log; the job's device follows the rule's ``gpu`` resource
-    (:func:`job_device`).
+    (:func:`job_device`); temporary files that a killed run of the job left beside its outputs
+    are removed first (:func:`~nnprobe.core.io.remove_stale_temporaries`).
     """
     with logged(smk.log[0]) as log:
         log.info("rule %s%s", smk.rule, _wildcards(smk))
         set_threads(smk.threads)
         gpus = int(getattr(smk.resources, "gpu", 0) or 0)
         allow_cpu = bool(smk.config.get("resources", {}).get("allow_cpu", False))
-        yield Job(log, gpus, allow_cpu)
+        code = list(getattr(smk.input, "code", None) or [])
+        engine = {**smk.config.get("engine", {}), "code_version": code_version(code)}
+        job = Job(log, gpus, allow_cpu, engine, smk.log[0])
+        removed = remove_stale_temporaries([*map(str, getattr(smk, "output", [])), job.checkpoints])
+        if removed:
+            log.info("removed %d temporary file(s) a killed run left: %s", len(removed), removed[:3])
+        log.info("code version %s (%d package modules)", engine["code_version"], len(code))
+        yield job

@@ -10,8 +10,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +20,7 @@ import numpy as np
 
 __all__ = [
     "atomic_write",
+    "remove_stale_temporaries",
     "write_text",
     "write_json",
     "read_json",
@@ -31,23 +33,75 @@ __all__ = [
 
 
 def atomic_write(path: str | Path, write: Callable[[Path], object]) -> Path:
-    """Call ``write(tmp)`` with a temporary path beside ``path``, then rename it to ``path``.
+    """Call ``write(tmp)`` with a temporary path beside ``path``, then rename it to ``path``, durably.
 
-    The rename is atomic (same folder, same filesystem). On any error, KeyboardInterrupt
-    included, the temporary file is removed and an existing ``path`` is left untouched.
+    The temporary file is flushed to the disk (``fsync``) before the rename, and the folder
+    after it, so that after a crash of the machine (which the SLURM profile retries) ``path``
+    holds either its old content or the whole new one, never an empty or partial file. The rename
+    is atomic (same folder, same filesystem). On any error, KeyboardInterrupt included, the
+    temporary file is removed and an existing ``path`` is left untouched; a temporary file left
+    by a killed process is removed when its job starts again (:func:`remove_stale_temporaries`).
     Parent folders are created; the file gets the usual permissions (not mkstemp's 0600).
     Returns ``path``.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}{TEMPORARY_SUFFIX}")
     try:
         write(tmp)
+        _fsync_file(tmp)
         os.replace(tmp, path)
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
+    _fsync_folder(path.parent)
     return path
+
+
+#: The suffix of :func:`atomic_write`'s temporary files (named ``.NAME.PID.RANDOM.tmp`` beside NAME).
+TEMPORARY_SUFFIX = ".tmp"
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb") as stream:
+        os.fsync(stream.fileno())
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make a rename in ``folder`` durable (a no-op where folders cannot be opened, as on Windows)."""
+    try:
+        descriptor = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(descriptor)
+    except OSError:  # some filesystems refuse fsync on folders; the rename itself is still atomic
+        pass
+    finally:
+        os.close(descriptor)
+
+
+def remove_stale_temporaries(places: Iterable[str | Path]) -> list[Path]:
+    """Delete the temporary files :func:`atomic_write` left beside the files of ``places`` (and in the
+    folders of ``places`` that are folders) when a killed process could not remove them.
+
+    Call it when a job starts, before anything of the job writes: every temporary file there
+    is then a leftover. Only names of :func:`atomic_write`'s pattern are touched. Returns the
+    files removed.
+    """
+    pattern = re.compile(r"^\..+\.[0-9]+\.[0-9a-f]{8}" + re.escape(TEMPORARY_SUFFIX) + "$")
+    candidates: set[Path] = set()
+    for place in map(Path, places):
+        if place.is_dir():  # a folder of the job's own (its checkpoints): everything below it
+            candidates.update(place.rglob(".*" + TEMPORARY_SUFFIX))
+        elif place.parent.is_dir():  # an output: the temporaries beside it, of its name
+            candidates.update(place.parent.glob(f".{place.name}.*{TEMPORARY_SUFFIX}"))
+    removed = []
+    for candidate in sorted(candidates):
+        if pattern.match(candidate.name) and candidate.is_file():
+            candidate.unlink(missing_ok=True)
+            removed.append(candidate)
+    return removed
 
 
 def write_text(text: str, path: str | Path) -> Path:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 __all__ = [
     "BASELINE",
@@ -19,10 +20,18 @@ __all__ = [
     "pair_packs",
     "replicate_blocks",
     "block_replicates",
+    "network_name",
+    "parse_network_name",
+    "TrainingJob",
+    "NETWORK_FILES",
+    "network_files",
+    "group_network_files",
+    "training_jobs",
     "zoo_slug",
     "TORCHVISION_RAW_FILES",
     "torchvision_raw_files",
     "download_root",
+    "download_allowed",
 ]
 
 BASELINE = "none"
@@ -104,6 +113,83 @@ def block_replicates(block: str) -> range:
     return range(int(match.group(1)), int(match.group(2)) + 1)
 
 
+def network_name(pair: str, replicate: int) -> str:
+    """The name of one network of the mislabel study, and its folder: ``"0-1/r003"`` (pair, replicate)."""
+    return f"{pair}/r{int(replicate):03d}"
+
+
+def parse_network_name(name: str) -> tuple[str, int]:
+    """Inverse of :func:`network_name`: ``"0-1/r003"`` -> ``("0-1", 3)``."""
+    match = re.fullmatch(r"(none|(?:0|[1-9][0-9]*)-[1-9][0-9]*)/r([0-9]{3,})", name)
+    if not match:
+        raise ValueError(f"a network name is 'PAIR/rNNN' (e.g. '0-1/r003' or 'none/r000'), got {name!r}")
+    return match.group(1), int(match.group(2))
+
+
+#: The files of one network of the mislabel study, in its folder ``networks/PAIR/rNNN/``.
+NETWORK_FILES = {"weights": "weights.safetensors", "metrics": "metrics.parquet"}
+
+
+def network_files(folder: str, name: str) -> list[str]:
+    """The files of network ``name`` under ``folder`` (``folder/0-1/r003/weights.safetensors``, ...)."""
+    return [f"{folder}/{name}/{file}" for file in NETWORK_FILES.values()]
+
+
+def group_network_files(paths: Sequence[str]) -> dict[str, dict[str, str]]:
+    """The files :func:`network_files` named, back by network: ``{"0-1/r003": {"weights": ..., "metrics": ...}}``."""
+    kinds = {file: kind for kind, file in NETWORK_FILES.items()}
+    grouped: dict[str, dict[str, str]] = {}
+    for path in map(str, paths):
+        *_, pair, replicate, file = path.split("/")
+        if file not in kinds:
+            raise ValueError(f"{path} is not a network file (one of {sorted(kinds)})")
+        name = f"{pair}/{replicate}"
+        parse_network_name(name)
+        grouped.setdefault(name, {})[kinds[file]] = path
+    return grouped
+
+
+@dataclass(frozen=True)
+class TrainingJob:
+    """One training job of the mislabel study: a pack of pairs times a block of replicates.
+
+    Its networks are named by (pair, replicate) alone (:func:`network_name`), so the files a
+    job writes do not depend on how the study is packed and blocked: repacking or reblocking a
+    finished study reruns nothing. ``label`` names the job in logs, checkpoints and the rule
+    name: the first and last pair of its pack and its block (``"0-1..0-9/r0-9"``).
+    """
+
+    pairs: tuple[str, ...]
+    replicates: tuple[int, ...]
+
+    @property
+    def networks(self) -> list[str]:
+        """The names of the job's networks, pair by pair."""
+        return [network_name(pair, r) for pair in self.pairs for r in self.replicates]
+
+    @property
+    def label(self) -> str:
+        pack = self.pairs[0] if len(self.pairs) == 1 else f"{self.pairs[0]}..{self.pairs[-1]}"
+        return f"{pack}/r{self.replicates[0]}-{self.replicates[-1]}"
+
+    @property
+    def slug(self) -> str:
+        """The label as an identifier, for the job's rule name ``train_population__SLUG``:
+        ``0_1_to_0_9__r0_9``."""
+        return self.label.replace("..", "_to_").replace("-", "_").replace("/", "__")
+
+
+def training_jobs(num_classes: int, replicates: int, pairs_per_job: int = 1,
+                  replicates_per_job: int | None = None) -> list[TrainingJob]:
+    """The training jobs of the mislabel study: the baseline alone (the noise and visualize studies
+    read it and nothing else), then the pairs in packs of ``pairs_per_job``, each times every block
+    of ``replicates_per_job`` replicates (:func:`pair_packs`, :func:`replicate_blocks`)."""
+    pairs = population_pairs(num_classes)
+    packs = [BASELINE] + pair_packs(pairs[1:], pairs_per_job)
+    blocks = [tuple(block_replicates(b)) for b in replicate_blocks(replicates, replicates_per_job)]
+    return [TrainingJob(tuple(pack.split("+")), block) for pack in packs for block in blocks]
+
+
 _MNIST_RAW = ["train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"]
 
 TORCHVISION_RAW_FILES: dict[str, list[str]] = {
@@ -131,3 +217,13 @@ def torchvision_raw_files(dataset: dict) -> list[str]:
 def zoo_slug(name: str) -> str:
     """A file-name form of a zoo name: ``"FC10(1e-4)"`` -> ``"fc10_1e-4"``, ``"AE400-10"`` -> ``"ae400-10"``."""
     return re.sub(r"[^a-z0-9.-]+", "_", name.lower()).strip("_")
+
+
+def download_allowed(config: dict, root: str) -> bool:
+    """Whether ``config`` lets torchvision download into ``root``: the ``download`` key of the
+    dataset section (``dataset`` or ``adversarial.dataset``) whose files go there."""
+    sections = [config.get("dataset", {}), config.get("adversarial", {}).get("dataset", {})]
+    flags = [s.get("download", True) for s in sections if s.get("source") == "torchvision" and download_root(s) == root]
+    if not flags:
+        raise ValueError(f"no torchvision dataset of the config downloads into {root!r}")
+    return all(flags)

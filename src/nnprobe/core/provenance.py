@@ -1,21 +1,33 @@
-"""Which package code a rule runs, so that a rule reruns when that code changes.
+"""Which package code a rule runs, so that a rule reruns when that code changes, and only then.
 
 A rule's results depend on its inputs, its params and the code it runs: its script and the
-``nnprobe`` modules the script imports, directly or through other modules. The rules list
-those module files as inputs (``rules/common.smk``), so Snakemake reruns a rule whose code
-was edited after its outputs were made, and only those rules (a file that is newer but has the
-checksum Snakemake recorded with the outputs counts as unchanged): a change to a figure module reruns that
-figure, a change to the training engine retrains every network. The imports are read from
-the source (no module is executed, nothing imports torch), including imports inside
-functions.
+``nnprobe`` code the script calls. The rules list those module files as inputs
+(``rules/common.smk``), so Snakemake reruns a rule whose code was edited after its outputs were
+made, and only those rules (a file that is newer but has the checksum Snakemake recorded with the
+outputs counts as unchanged): a change to a figure module reruns that figure, a change to the
+training engine retrains every network, a change to one architecture reruns the jobs that build it.
+
+The imports are read from the source (no module is executed, nothing imports torch), at the
+granularity of what is imported: ``from nnprobe.studies.noise.jobs import train_resnet`` follows
+the module-level imports of ``jobs`` (Python runs them) and the imports inside ``train_resnet``
+and the functions of ``jobs`` it calls, not those of the module's other jobs. A job module
+therefore imports what only one of its jobs runs inside that job's function. ``import x``, ``from x
+import *`` and a name that is a submodule follow the whole module, imports inside functions
+included.
 """
 
 from __future__ import annotations
 
 import ast
+import hashlib
+from collections.abc import Iterable
 from pathlib import Path
 
-__all__ = ["imported_package_files"]
+__all__ = ["imported_package_files", "code_version"]
+
+#: What an import statement asks of a module: the module's parts below ``nnprobe`` and the
+#: names taken from it (None: the whole module).
+_Request = tuple[list[str], frozenset[str] | None]
 
 
 def _module_file(root: Path, parts: list[str]) -> Path | None:
@@ -23,40 +35,90 @@ def _module_file(root: Path, parts: list[str]) -> Path | None:
     return next((c for c in candidates if parts and c.is_file()), None)
 
 
-def _imports(path: Path, root: Path) -> list[list[str]]:
-    """The nnprobe modules a file imports, as parts below ``root`` (the nnprobe package folder)."""
+def _statement_imports(nodes: Iterable[ast.AST], path: Path, root: Path) -> list[_Request]:
+    """The ``nnprobe`` modules the import statements among ``nodes`` ask for."""
     package = list(path.relative_to(root).parent.parts) if path.is_relative_to(root) else None
-    found: list[list[str]] = []
-    for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+    found: list[_Request] = []
+    for node in nodes:
         if isinstance(node, ast.ImportFrom) and node.level and package is not None:
-            base = package[: len(package) - (node.level - 1)]
-            module = base + (node.module.split(".") if node.module else [])
-            found.append(module)
-            found += [module + [alias.name] for alias in node.names]  # `from . import x`: x may be a module
+            module = package[: len(package) - (node.level - 1)] + (node.module.split(".") if node.module else [])
         elif isinstance(node, ast.ImportFrom) and (node.module or "").split(".")[0] == "nnprobe":
             module = node.module.split(".")[1:]
-            found.append(module)
-            found += [module + [alias.name] for alias in node.names]
         elif isinstance(node, ast.Import):
-            found += [alias.name.split(".")[1:] for alias in node.names if alias.name.split(".")[0] == "nnprobe"]
+            found += [(alias.name.split(".")[1:], None) for alias in node.names if alias.name.split(".")[0] == "nnprobe"]
+            continue
+        else:
+            continue
+        names = {alias.name for alias in node.names}
+        submodules = {n for n in names if _module_file(root, module + [n]) is not None}
+        found += [(module + [n], None) for n in submodules]  # `from . import x`: x is a module
+        rest = names - submodules
+        if rest or not names:
+            found.append((module, None if "*" in rest else frozenset(rest)))
     return found
 
 
+def _imports(path: Path, root: Path, names: frozenset[str] | None) -> list[_Request]:
+    """The ``nnprobe`` modules that importing ``names`` from the file at ``path`` runs (all its
+    imports when ``names`` is None)."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    if names is None:
+        return _statement_imports(ast.walk(tree), path, root)
+    definitions = {node.name: node for node in tree.body
+                   if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
+    # What Python runs on import: every statement but the bodies of the module's definitions.
+    top_level = [n for node in tree.body if node not in definitions.values() for n in ast.walk(node)]
+    wanted, todo = set(), [n for n in names if n in definitions]
+    while todo:  # the definitions asked for and the ones of this module they use
+        name = todo.pop()
+        if name in wanted:
+            continue
+        wanted.add(name)
+        used = {n.id for n in ast.walk(definitions[name]) if isinstance(n, ast.Name)}
+        todo += [n for n in used if n in definitions and n not in wanted]
+    nodes = top_level + [n for name in wanted for n in ast.walk(definitions[name])]
+    return _statement_imports(nodes, path, root)
+
+
 def imported_package_files(script: str | Path, package_root: str | Path) -> list[Path]:
-    """The files of every ``nnprobe`` module that ``script`` imports, directly or transitively, sorted.
+    """The files of the ``nnprobe`` code that ``script`` runs (its imports, followed), sorted.
 
     ``package_root`` is the folder of the ``nnprobe`` package (``src/nnprobe``). The packages'
     ``__init__.py`` files along the way count too (Python runs them on import).
     """
     root = Path(package_root).resolve()
-    seen: set[Path] = set()
-    todo = [Path(script).resolve()]
+    covered: dict[Path, frozenset[str] | None] = {}
+    todo: list[tuple[Path, frozenset[str] | None]] = [(Path(script).resolve(), None)]
     while todo:
-        path = todo.pop()
-        for parts in _imports(path, root):
+        path, names = todo.pop()
+        if path in covered:
+            before = covered[path]
+            if before is None or (names is not None and names <= before):
+                continue
+            names = None if names is None else names | before
+        covered[path] = names
+        for parts, taken in _imports(path, root, names):
             for depth in range(len(parts) + 1):  # the package's __init__.py files, then the module
                 found = _module_file(root, parts[:depth]) if depth else _module_file(root, ["__init__"])
-                if found is not None and found not in seen:
-                    seen.add(found)
-                    todo.append(found)
-    return sorted(seen)
+                if found is None:
+                    continue
+                todo.append((found, taken if depth == len(parts) and found.name != "__init__.py" else None))
+    return sorted(p for p in covered if p != Path(script).resolve())
+
+
+def code_version(files: Iterable[str | Path]) -> str:
+    """A short hash of the package code ``files`` hold (their names below ``nnprobe/`` and their bytes).
+
+    A training job's checkpoint records the version of the code inputs it was written under; a
+    job resumed under other code starts over instead of finishing old epochs with new code. The
+    names count from the package folder, so the same code in another checkout has the same version.
+    """
+    named = []
+    for path in map(Path, files):
+        parts = path.resolve().parts
+        below = len(parts) - 1 - parts[::-1].index("nnprobe") if "nnprobe" in parts else len(parts) - 1
+        named.append(("/".join(parts[below:]), path))
+    digest = hashlib.sha256()
+    for name, path in sorted(named):
+        digest.update(name.encode() + b"\0" + path.read_bytes() + b"\0")
+    return digest.hexdigest()[:16]

@@ -35,6 +35,9 @@ def logged(log_path: str | Path) -> Iterator[logging.Logger]:
         logger = logging.getLogger("nnprobe")
         try:
             yield logger
+        except KeyboardInterrupt:  # Ctrl-C: not a crash; the process still ends with SIGINT's status
+            logger.warning("interrupted (SIGINT); run the job again to resume from its last checkpoint")
+            raise
         except BaseException:
             logger.exception("failed")
             raise

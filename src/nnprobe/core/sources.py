@@ -400,7 +400,7 @@ def prepare_dataset(dataset: Mapping[str, Any], train: str | Path, test: str | P
         seed=dataset.get("seed", 0),
         checksums=dataset.get("checksums") or None,
     )
-    info = manifest(splits, inputs, source)
+    info = {**manifest(splits, inputs, source), "dataset": dict(dataset)}
     for split_name, desc in info["splits"].items():
         log.info("%s: %d images of shape %s (C, H, W), counts per class %s, mean %s, std %s", split_name, desc["n"],
                  desc["shape"], desc["counts"], desc["mean"], desc["std"])

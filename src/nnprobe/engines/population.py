@@ -41,6 +41,7 @@ __all__ = [
     "batch_indices",
     "normalize",
     "LAYOUTS",
+    "resolve_layout",
     "population_logits",
     "population_loss",
     "PopulationTask",
@@ -79,7 +80,7 @@ class Population:
     def __post_init__(self) -> None:
         if self.layout not in LAYOUTS:
             raise ValueError(f"population layout must be one of {LAYOUTS}, got {self.layout!r}")
-        if self.layout != "vmap" and not hasattr(self.template, f"{self.layout}_forward"):
+        if self.layout not in ("vmap", "loop") and not hasattr(self.template, f"{self.layout}_forward"):
             raise ValueError(
                 f"layout {self.layout!r} needs an architecture with a {self.layout}_forward method; "
                 f"{type(self.template).__name__} has none: use layout 'vmap'"
@@ -175,17 +176,37 @@ def normalize(images_u8: torch.Tensor, mean: torch.Tensor, std: torch.Tensor, dt
     return (x - mean.to(dtype).view(-1, 1, 1)) / std.to(dtype).view(-1, 1, 1)
 
 
-LAYOUTS = ("vmap", "grouped", "gemm")
+LAYOUTS = ("loop", "vmap", "grouped", "gemm")
+
+
+def resolve_layout(layout: str, device: torch.device | str) -> str:
+    """The layout a population trains in: ``"auto"`` is ``"loop"`` on the CPU and ``"vmap"`` on a GPU.
+
+    On the CPU the member loop makes a member's arithmetic exactly that of the same network
+    trained alone (same shapes, same kernels), so its weights are bitwise the same in every
+    packing and blocking; stacking members (vmap, grouped, gemm) changes the shapes the kernels
+    see, and with them, on some CPUs, the rounding (measured: vmap of one member differs from vmap
+    of two). On a GPU the stacked layouts are what makes a population fast.
+    """
+    if layout == "auto":
+        return "loop" if torch.device(device).type == "cpu" else "vmap"
+    if layout not in LAYOUTS:
+        raise ValueError(f"population layout must be 'auto' or one of {LAYOUTS}, got {layout!r}")
+    return layout
 
 
 def population_logits(population: Population, x: torch.Tensor) -> torch.Tensor:
     """Logits ``(K, B, classes)`` of every member on its own batch ``x`` of shape ``(K, B, C, H, W)``.
 
-    ``population.layout`` chooses how: ``"vmap"`` maps the template's ``forward`` over the
-    members (any stateless architecture); ``"grouped"`` calls the template's
-    ``grouped_forward`` (members packed as grouped convolutions and batched matrix products),
-    which is what ``torch.compile`` turns into the fastest kernels.
+    ``population.layout`` chooses how: ``"loop"`` runs the template's ``forward`` member by
+    member (each member computes exactly what it would alone); ``"vmap"`` maps it over the
+    members (any stateless architecture); ``"grouped"`` and ``"gemm"`` call the template's
+    ``grouped_forward``/``gemm_forward`` (members packed as grouped convolutions or batched matrix
+    products), which is what ``torch.compile`` turns into the fastest kernels.
     """
+    if population.layout == "loop":
+        return torch.stack([functional_call(population.template, {name: p[k] for name, p in population.params.items()},
+                                            (x[k],)) for k in range(x.shape[0])])
     if population.layout != "vmap":
         return getattr(population.template, f"{population.layout}_forward")(population.params, x)
 
@@ -318,18 +339,21 @@ def class_metrics(log_probs: torch.Tensor, labels: torch.Tensor, num_classes: in
     """
     log_probs = log_probs.float().cpu()
     labels = labels.cpu().long()
-    k = log_probs.shape[0]
     onehot = nn.functional.one_hot(labels, num_classes).float()  # (N, C)
     n_images = onehot.sum(0)  # (C,)
     if (n_images == 0).any():
         missing = torch.flatnonzero(n_images == 0).tolist()
         raise ValueError(f"classes {missing} have no test images; every class needs at least one")
-    pred = log_probs.argmax(-1)  # (K, N)
-    pred_onehot = nn.functional.one_hot(pred, num_classes).float()  # (K, N, C)
-    confusion = torch.einsum("nt,knp->ktp", onehot, pred_onehot)
-    true_logp = log_probs.gather(2, labels.view(1, -1, 1).expand(k, -1, 1)).squeeze(2)  # (K, N)
-    logloss_bits = -(true_logp @ onehot) / n_images / np.log(2.0)
-    mean_probs = torch.einsum("nt,knp->ktp", onehot, log_probs.exp()) / n_images.view(1, -1, 1)
+    # Member by member: a member's sums are then the same whatever else is in the population (a
+    # matrix product over all members would sum in blocks that depend on their number).
+    confusion, logloss_bits, mean_probs = [], [], []
+    for member in log_probs:  # (N, C)
+        pred_onehot = nn.functional.one_hot(member.argmax(-1), num_classes).float()
+        confusion.append(onehot.T @ pred_onehot)
+        true_logp = member.gather(1, labels.view(-1, 1)).squeeze(1)  # (N,)
+        logloss_bits.append(-(true_logp @ onehot) / n_images / np.log(2.0))
+        mean_probs.append(onehot.T @ member.exp() / n_images.view(-1, 1))
+    confusion, logloss_bits, mean_probs = torch.stack(confusion), torch.stack(logloss_bits), torch.stack(mean_probs)
     accuracy = torch.diagonal(confusion, dim1=1, dim2=2) / n_images
     return {
         "accuracy": accuracy.numpy().astype(np.float64),

@@ -106,10 +106,16 @@ class TrainOptions:
         """Options from the config's ``engine`` section (deterministic, progress, checkpoint) and a job's own.
 
         With ``engine.checkpoint`` false the job writes no checkpoints (and cannot resume).
+        ``engine["code_version"]`` (added by :func:`nnprobe.core.devices.network_job`: the hash
+        of the job's code inputs) joins the fingerprint, so a checkpoint written under other
+        code is never resumed.
         """
         keep = checkpoint_dir is not None and engine.get("checkpoint", True)
+        fingerprint = dict(options.pop("fingerprint", {}))
+        if engine.get("code_version"):
+            fingerprint["code_version"] = engine["code_version"]
         return cls(deterministic=bool(engine.get("deterministic", False)), progress=bool(engine.get("progress", True)),
-                   checkpoint_dir=Path(checkpoint_dir) if keep else None, **options)
+                   checkpoint_dir=Path(checkpoint_dir) if keep else None, fingerprint=fingerprint, **options)
 
     def stage(self, name: str, epochs: int, history: Path | None = None) -> TrainOptions:
         """The options of one stage of a job that trains in several (its own checkpoint and log name)."""
@@ -301,8 +307,13 @@ def _load_checkpoint(path: Path, fingerprint: str, device: torch.device) -> dict
         theirs = json.loads(state.get("fingerprint") or "{}")
         ours = json.loads(fingerprint)
         differ = sorted(k for k in set(theirs) | set(ours) if theirs.get(k) != ours.get(k))
-        log.warning("ignoring checkpoint %s: it was written for another configuration or other seeds "
-                    "(differs in %s); training from epoch 1", path, differ)
+        if differ == ["code_version"]:
+            log.warning("ignoring checkpoint %s: it was written under other code (code version %s, this job runs "
+                        "%s: a module it runs was edited since); training from epoch 1", path,
+                        theirs.get("code_version"), ours.get("code_version"))
+        else:
+            log.warning("ignoring checkpoint %s: it was written for another configuration, other seeds or other "
+                        "code (differs in %s); training from epoch 1", path, differ)
         return None
     return state
 

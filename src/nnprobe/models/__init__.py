@@ -3,47 +3,58 @@
 An architecture is described by its constructor and arguments, ``{"name": ..., **arguments}``,
 as a weights file records it (:mod:`nnprobe.core.weights`); :func:`build_model` builds it and
 :func:`load_model` builds it with the weights of a file. ``"input": {"mean": [...], "std": [...]}``
-wraps the network in :class:`~nnprobe.models.topdown.Normalized` (it then takes pixels in [0, 1]).
+wraps the network in :class:`~nnprobe.models.init.Normalized` (it then takes pixels in [0, 1]).
+
+The registry names each architecture's module instead of importing it: importing this package
+loads no architecture, so a job that runs one architecture depends on that module alone (the
+workflow reruns a job when the code it runs changes, :mod:`nnprobe.core.provenance`). A job
+that loads a weights file imports the module of the architecture it expects, which is how its
+code inputs come to list it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+import importlib
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from torch import nn
 
 from ..core.weights import Weights, WeightsError, read_weights
-from .init import count_parameters
-from .keras_cnn import KerasCNN
-from .resnet import CifarResNet
-from .szegedy import AutoencoderClassifier, SigmoidMLP, SoftmaxRegression
-from .topdown import Normalized, StandardCNN, TopDownNet
+from .init import Normalized, count_parameters
 
-__all__ = ["ARCHITECTURES", "build_model", "load_model", "count_parameters"]
+__all__ = ["ARCHITECTURES", "architecture_class", "build_model", "load_model", "count_parameters"]
 
-ARCHITECTURES: dict[str, Callable[..., nn.Module]] = {
-    "keras_cnn": KerasCNN,
-    "softmax_regression": SoftmaxRegression,
-    "sigmoid_mlp": SigmoidMLP,
-    "autoencoder_classifier": AutoencoderClassifier,
-    "cifar_resnet": CifarResNet,
-    "standard_cnn": StandardCNN,
-    "topdown_net": TopDownNet,
+ARCHITECTURES: dict[str, str] = {
+    "keras_cnn": "keras_cnn:KerasCNN",
+    "vgg_cnn": "vgg_cnn:VGGCNN",
+    "softmax_regression": "szegedy:SoftmaxRegression",
+    "sigmoid_mlp": "szegedy:SigmoidMLP",
+    "autoencoder_classifier": "szegedy:AutoencoderClassifier",
+    "cifar_resnet": "resnet:CifarResNet",
+    "standard_cnn": "topdown:StandardCNN",
+    "topdown_net": "topdown:TopDownNet",
 }
-"""Constructor of every architecture by the name a weights file records."""
+"""``module:Class`` of every architecture (modules of this package) by the name a weights file records."""
+
+
+def architecture_class(name: str) -> type[nn.Module]:
+    """The class of the architecture a weights file calls ``name`` (its module imported now)."""
+    if name not in ARCHITECTURES:
+        raise WeightsError(f"unknown architecture {name!r}; expected one of {sorted(ARCHITECTURES)}")
+    module, attribute = ARCHITECTURES[name].split(":")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), attribute)
 
 
 def build_model(architecture: Mapping[str, Any]) -> nn.Module:
     """The (untrained, default-initialised) network that ``architecture`` describes."""
     arguments = dict(architecture)
     name = arguments.pop("name", None)
-    if name not in ARCHITECTURES:
-        raise WeightsError(f"unknown architecture {name!r}; expected one of {sorted(ARCHITECTURES)}")
+    constructor = architecture_class(name)
     normalization = arguments.pop("input", None)
     layers = arguments.pop("layers", None)
-    network = ARCHITECTURES[name](**arguments)
+    network = constructor(**arguments)
     if normalization is not None:
         network = Normalized(network, normalization["mean"], normalization["std"], layers)
     return network

@@ -22,8 +22,11 @@ class KerasCNN(nn.Module):
     ``padding=0`` is the Keras tutorial's 'valid' convolution (32x32 input: 30-15-13-6-4,
     so the flattened feature has 64*4*4 = 1024 values); ``padding=1`` is 'same', for inputs
     too small for three valid convolutions (8x8 digits: 8-4-4-2-2, 256 values).
-    ``input_size`` is the side of square images or ``(height, width)``.
+    ``input_size`` is the side of square images or ``(height, width)``. ``LAYERS`` are the
+    layers a visualisation probes.
     """
+
+    LAYERS: tuple[str, ...] = ("conv1", "conv2", "conv3", "fc1")
 
     def __init__(
         self,

@@ -27,7 +27,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .init import he_init_
+from .init import Normalized, he_init_
 
 __all__ = ["StandardCNN", "TopDownNet", "Normalized", "standard_cnn", "topdown_net", "conv_block"]
 
@@ -111,23 +111,3 @@ def standard_cnn(in_channels: int, num_classes: int, width: int, generator: torc
 def topdown_net(in_channels: int, num_classes: int, width: int, generator: torch.Generator | None = None) -> TopDownNet:
     """The top-down network (He-initialised), same widths reversed as :func:`standard_cnn`."""
     return he_init_(TopDownNet(in_channels, num_classes, width), generator)
-
-
-class Normalized(nn.Module):
-    """``net((x - mean) / std)`` for images ``x`` in ``[0, 1]``; mean and std are per-channel buffers.
-
-    ``layers`` are the probed stage names as paths from this wrapper (``"net.stage1"``).
-    """
-
-    def __init__(self, net: nn.Module, mean: Sequence[float], std: Sequence[float], layers: Sequence[str] | None = None) -> None:
-        super().__init__()
-        if len(mean) != len(std):
-            raise ValueError(f"mean has {len(mean)} channels but std has {len(std)}")
-        self.net = net
-        self.register_buffer("mean", torch.as_tensor(mean, dtype=torch.float32).view(1, -1, 1, 1))
-        self.register_buffer("std", torch.as_tensor(std, dtype=torch.float32).view(1, -1, 1, 1))
-        names = layers if layers is not None else getattr(net, "LAYERS", ())
-        self.layers = tuple(f"net.{name}" for name in names)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net((x - self.mean) / self.std)

@@ -65,11 +65,12 @@ def t_heatmap(
     order: list[int] | None = None,
     spans: Sequence[Span] | None = None,
     title: str | None = None,
+    fdr_alpha: float = 0.05,
 ) -> list[Path]:
     """Heatmap of Welch t (rows target T, columns other C) from a ``welch_table``.
 
     Diverging colormap centred at 0 with symmetric limits (red: T more accurate with
-    C confused, blue: less); a star marks cells with ``q_bh < 0.05``; the diagonal is
+    C confused, blue: less); a star marks cells with ``q_bh < fdr_alpha``; the diagonal is
     grey. ``order`` permutes rows and columns alike; ``spans`` ``(name, start, stop)``
     (positions after ordering) draw group separators and labels. Titles and the
     colorbar label follow the table's comparison: for the ``clean_vs_baseline``
@@ -79,7 +80,7 @@ def t_heatmap(
     marks = None
     if "q_bh" in welch.columns:
         q, _ = _matrix(welch, "q_bh")
-        marks = np.nan_to_num(q, nan=1.0) < 0.05
+        marks = np.nan_to_num(q, nan=1.0) < fdr_alpha
     gx, gy = _comparison(welch)
     if gx == "confused":
         cbar = "Welch t (T accuracy higher with C confused >0)"
@@ -90,7 +91,7 @@ def t_heatmap(
     title = _with_note(default_title if title is None else title, welch, m)
     fig = class_heatmap(
         m, names, order, spans, cmap="RdBu_r", norm=symmetric_norm(m), cbar_label=cbar,
-        title=title, marks=marks, mark_label="BH q < 0.05",
+        title=title, marks=marks, mark_label=f"BH q < {fdr_alpha:g}",
         ylabel="target class T (accuracy on T's test images)", xlabel=_other_label(gx, gy),
     )
     return save_figure(fig, stem)

@@ -38,12 +38,12 @@ def collect_metrics(metrics: Sequence[str], table: str, csv: str) -> None:
              frame["pair"].nunique(), frame["class"].nunique())
 
 
-def welch(table: str, stem: str, comparison: str) -> None:
+def welch(table: str, stem: str, comparison: str, fdr_alpha: float = 0.05) -> None:
     """Welch's t-tests of every (target, other) class for one comparison (Parquet, CSV, Markdown)."""
-    result = welch_table(pd.read_parquet(table), comparison)
+    result = welch_table(pd.read_parquet(table), comparison, fdr_alpha=fdr_alpha)
     write_tables(result, stem)
     _say_undefined(result, comparison)
-    log.info("%s: %d tests, %d with q < 0.05", comparison, len(result), int(result["significant"].sum()))
+    log.info("%s: %d tests, %d with BH q < %g", comparison, len(result), int(result["significant"].sum()), fdr_alpha)
 
 
 def information(table: str, stem: str, comparison: str) -> None:
@@ -68,10 +68,11 @@ def _order(table: str, class_groups: Mapping[str, Sequence[str]] | None):
     return class_order(names, class_groups)
 
 
-def t_heatmap_figure(welch_path: str, table: str, stem: str, class_groups: Mapping[str, Sequence[str]] | None) -> None:
+def t_heatmap_figure(welch_path: str, table: str, stem: str, class_groups: Mapping[str, Sequence[str]] | None,
+                     fdr_alpha: float = 0.05) -> None:
     """The Welch t of every (target, other) pair as a heatmap, classes in the config's groups."""
     order, spans = _order(table, class_groups)
-    written = t_heatmap(pd.read_parquet(welch_path), Path(stem), order=order, spans=spans)
+    written = t_heatmap(pd.read_parquet(welch_path), Path(stem), order=order, spans=spans, fdr_alpha=fdr_alpha)
     log.info("wrote %s", [str(p) for p in written])
 
 

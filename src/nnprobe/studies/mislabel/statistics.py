@@ -123,7 +123,7 @@ def group_masks(table: pd.DataFrame, target: int, other: int) -> dict[str, pd.Se
 
 
 def welch_table(
-    table: pd.DataFrame, comparison: str = "confused_vs_clean", metric: str = "accuracy"
+    table: pd.DataFrame, comparison: str = "confused_vs_clean", metric: str = "accuracy", fdr_alpha: float = 0.05
 ) -> pd.DataFrame:
     """Welch t-tests of target class T's ``metric`` between two model groups, for every (T, C).
 
@@ -134,7 +134,8 @@ def welch_table(
     metric t > 0 means T is classified better when C is confused (first two
     comparisons). Each row holds :func:`welch_test` of X vs Y; ``q_bh``
     (Benjamini-Hochberg) and ``p_holm`` (Holm) adjust over the K(K-1) tests of this
-    comparison; ``significant`` is ``q_bh < 0.05``. Undefined tests (a group with < 2
+    comparison; ``significant`` is ``q_bh < fdr_alpha`` (config key ``mislabel.fdr_alpha``:
+    the false discovery rate the Benjamini-Hochberg procedure controls). Undefined tests (a group with < 2
     models, or zero variance in both) have NaN t/p/q and are not counted in the
     adjustment.
     """
@@ -159,7 +160,9 @@ def welch_table(
     out = pd.DataFrame(rows, columns=cols)
     out["q_bh"] = benjamini_hochberg(out["p"].to_numpy(float))
     out["p_holm"] = holm(out["p"].to_numpy(float))
-    out["significant"] = (out["q_bh"] < 0.05).to_numpy(bool)
+    if not 0.0 < fdr_alpha < 1.0:
+        raise ValueError(f"config key mislabel.fdr_alpha must be in (0, 1), got {fdr_alpha}")
+    out["significant"] = (out["q_bh"] < fdr_alpha).to_numpy(bool)
     out["note"] = [undefined_note(comparison, len(classes), nx, ny, t)
                    for nx, ny, t in zip(out["n_x"], out["n_y"], out["t"])]
     return out

@@ -17,7 +17,7 @@ __all__ = ["noise_predicted_classes", "noise_mst", "noise_distance_to_noise", "n
 
 
 _SOURCE_LABELS = {"resnet18": "ResNet-18", "resnet18_binary": "ResNet-18 (2 classes)",
-                  "keras_cnn": "mislabel baseline CNNs"}
+                  "keras_cnn": "mislabel baseline CNNs", "vgg_cnn": "mislabel baseline VGG CNNs"}
 
 
 def _pred_columns(rows: pd.DataFrame) -> list[str]:
@@ -158,7 +158,7 @@ def noise_mst(distances: pd.DataFrame, mst: pd.DataFrame, noise_set: str, stem: 
 
 def noise_distance_to_noise(distances: pd.DataFrame, stem: Path) -> list[Path]:
     """Cosine distance of each class mean to each probe set's mean, per network (dots) and averaged (line)."""
-    sources = [s for s in ("resnet18", "keras_cnn") if (distances["source"] == s).any()]
+    sources = [s for s in ("resnet18", "keras_cnn", "vgg_cnn") if (distances["source"] == s).any()]
     if not sources:
         raise ValueError("no ResNet-18 or baseline-CNN rows in the distance table")
     ref = distances[distances["source"] == sources[0]]

@@ -22,17 +22,11 @@ from ...core.naming import BASELINE
 from ...core.seeds import derive_seed
 from ...core.splits import channel_stats, load_split
 from ...core.weights import save_weights
-from ...engines.evaluation import embed, logit_accuracy
-from ...engines.population import load_population, member_network
-from ...engines.training import TrainOptions, fit, remove_checkpoints
-from ...models import count_parameters, load_model
-from ...models.resnet import resnet18_cifar
 from ...stats import at_chance, chance_threshold
-from .probes import probe_sets
-from .tables import (
-    probe_tables,
-)
-from .training import ResNetTask, TrainConfig, binary_subset
+
+# Each job imports the code only it runs inside its function: a job's code inputs (the modules
+# it imports, nnprobe.core.provenance) are then exactly what it runs, so editing the probes does
+# not retrain a ResNet, nor editing the Keras CNN rerun the ResNets' probes.
 
 __all__ = ["train_resnet", "probe_resnet", "probe_population"]
 
@@ -44,6 +38,12 @@ def train_resnet(train_path: str, test_path: str, outputs: Mapping[str, str], *,
                  engine: Mapping[str, Any], checkpoints: str, device: torch.device) -> None:
     """Train one ResNet-18 of the noise study (``task`` multiclass: every class; binary: the two
     ``binary_classes``, output 0 the first) and measure its test accuracy, also with flip TTA."""
+    from ...engines.evaluation import embed, logit_accuracy
+    from ...engines.training import TrainOptions, fit, remove_checkpoints
+    from ...models import count_parameters
+    from ...models.resnet import resnet18_cifar
+    from .training import ResNetTask, TrainConfig, binary_subset
+
     train_split, test = load_split(Path(train_path)), load_split(Path(test_path))
     images, labels, output_names = train_split.images, train_split.labels, list(train_split.classes)
     test_images, test_labels = test.images, test.labels
@@ -64,7 +64,7 @@ def train_resnet(train_path: str, test_path: str, outputs: Mapping[str, str], *,
         fingerprint={"data": sha256_file(train_path), "task": task, "seed": run_seed, "width": width, **dict(train)},
     )
     started = time.perf_counter()
-    fit(ResNetTask(model, images, labels, mean, std, config, run_seed, channels_last=config.channels_last and cuda),
+    fit(ResNetTask(model, images, labels, mean, std, config, run_seed, channels_last=config.channels_last),
         options)
     seconds = time.perf_counter() - started
 
@@ -95,12 +95,15 @@ def train_resnet(train_path: str, test_path: str, outputs: Mapping[str, str], *,
     architecture = {"name": "cifar_resnet", "blocks": [2, 2, 2, 2], "width": width,
                     "in_channels": int(images.shape[1]), "num_classes": len(output_names)}
     save_weights(outputs["weights"], model.state_dict(), architecture=architecture,
-                 config={"task": task, "width": width, "train": dict(train), "binary_classes": list(binary_classes)},
+                 config={"task": task, "width": width, "train": dict(train),
+                         "binary_classes": list(binary_classes) if task == "binary" else None},
                  seeds={"run": run_seed}, extra={"metrics": metrics})
     remove_checkpoints(options)
 
 
 def _probe_sets(train_images: np.ndarray, test_images: np.ndarray, seed: int, probe: Mapping[str, Any]):
+    from .probes import probe_sets
+
     mean, std = channel_stats(train_images)  # the probe sets follow the whole training set
     return probe_sets(probe["sets"], probe["size"], mean, std, test_images, derive_seed(seed, "noise_probe_sets"),
                       probe["lowfreq_cutoff"])
@@ -114,6 +117,11 @@ def _write_probe_tables(tables: Sequence[pd.DataFrame], outputs: Mapping[str, st
 def probe_resnet(train_path: str, test_path: str, weights: str, outputs: Mapping[str, str], *, task: str,
                  seed_index: int, seed: int, probe: Mapping[str, Any], device: torch.device) -> None:
     """Probe one ResNet-18 with every probe set: predictions, features, distances, MST, bias split."""
+    from ...engines.evaluation import embed
+    from ...models import load_model
+    from ...models import resnet as _resnet  # noqa: F401  (the architecture it loads)
+    from .tables import probe_tables
+
     train, test = load_split(Path(train_path)), load_split(Path(test_path))
     model, saved = load_model(weights, device)
     metrics = saved.extra["metrics"]
@@ -145,23 +153,27 @@ def probe_resnet(train_path: str, test_path: str, weights: str, outputs: Mapping
 
 def probe_population(train_path: str, test_path: str, weights: Sequence[str], outputs: Mapping[str, str], *,
                      seed: int, probe: Mapping[str, Any], device: torch.device) -> None:
-    """Probe every baseline network (pair "none") of the mislabel study, from every block of
-    them (``weights``), like the ResNets."""
+    """Probe every baseline network (pair "none") of the mislabel study (``weights``: one file per
+    network), like the ResNets."""
+    from ...engines.evaluation import embed
+    from ...models import keras_cnn as _keras_cnn  # noqa: F401  (the architectures of the networks it loads)
+    from ...models import load_model
+    from ...models import vgg_cnn as _vgg_cnn  # noqa: F401
+    from .tables import probe_tables
+
     train, test = load_split(Path(train_path)), load_split(Path(test_path))
     networks = []
     for path in weights:
-        population, saved = load_population(path)
-        members = saved.extra["members"]
-        networks += [(name, population, saved.architecture, k) for k, name in enumerate(members)
-                     if name.split("/")[0] == BASELINE]
-    if not networks:
-        raise ValueError(f"{list(weights)} hold no baseline (pair 'none') networks")
+        network, saved = load_model(path, device)
+        if saved.extra.get("pair") != BASELINE:
+            raise ValueError(f"{path} holds network {saved.extra.get('network')!r}, not one of the mislabel "
+                             f"study's baseline {BASELINE!r}")
+        networks.append((saved.extra["network"], network, saved.architecture["name"]))
     mean, std = channel_stats(train.images)  # as rule train_population normalised
     sets = _probe_sets(train.images, test.images, seed, probe)
     classes = list(test.classes)
     collected: list[list[pd.DataFrame]] = [[], [], []]
-    for name, population, architecture, k in networks:
-        model = member_network(population, architecture, k).to(device).eval()
+    for name, model, architecture in networks:
 
         def run(images, model=model):
             logits, features = embed(model.penultimate, model.fc2, images, mean, std, device)
@@ -173,7 +185,7 @@ def probe_population(train_path: str, test_path: str, weights: Sequence[str], ou
                               model.fc2.weight.detach().cpu().numpy(), model.fc2.bias.detach().cpu().numpy())
         for into, table in zip(collected, tables, strict=True):
             table.insert(0, "model", name)
-            table.insert(0, "source", "keras_cnn")
+            table.insert(0, "source", architecture)
             into.append(table)
         gaussian = tables[0].set_index("group")
         log.info("%s: test accuracy %.4f; dominant class of each probe set %s", name,

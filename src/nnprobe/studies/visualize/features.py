@@ -26,15 +26,14 @@ from ...engines.features import (
     colour_matrix,
     invert,
 )
-from ...engines.population import load_population, member_network
-from ...models.topdown import Normalized
+from ...models import load_model
+from ...models import keras_cnn as _keras_cnn  # noqa: F401  (the architectures of the mislabel networks it loads)
+from ...models import vgg_cnn as _vgg_cnn  # noqa: F401
+from ...models.init import Normalized
 
-__all__ = ["KERAS_LAYERS", "pick_images", "mislabel_baseline", "visualize_features"]
+__all__ = ["pick_images", "mislabel_baseline", "visualize_features"]
 
 log = logging.getLogger("nnprobe.visualize")
-
-KERAS_LAYERS = ("conv1", "conv2", "conv3", "fc1")
-"""The probed layers of the mislabel study's Keras CNN."""
 
 
 def pick_images(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, count: int) -> torch.Tensor:
@@ -63,14 +62,14 @@ def pick_images(model: nn.Module, images: torch.Tensor, labels: torch.Tensor, co
 
 
 def mislabel_baseline(weights: str, mean: np.ndarray, std: np.ndarray) -> Normalized:
-    """Member 0 of the mislabel study's baseline population ("none", replicate 0), taking pixels in
-    [0, 1] standardised as it was trained (the training data's channel mean and std)."""
-    population, saved = load_population(weights)
-    members = saved.extra["members"]
-    if not members or members[0].split("/")[0] != BASELINE:
-        raise ValueError(f"{weights}: member 0 is {members[:1]}, expected a network of the baseline population "
-                         f"{BASELINE!r}; the visualize study reads the pack that starts with it")
-    return Normalized(member_network(population, saved.architecture, 0), mean, std, layers=KERAS_LAYERS).eval()
+    """The mislabel study's first baseline network ("none", replicate 0), taking pixels in [0, 1]
+    standardised as it was trained (the training data's channel mean and std); its probed layers
+    are those its architecture names (``LAYERS``)."""
+    network, saved = load_model(weights)
+    if saved.extra.get("pair") != BASELINE:
+        raise ValueError(f"{weights} holds network {saved.extra.get('network')!r}, expected one of the mislabel "
+                         f"study's baseline {BASELINE!r}")
+    return Normalized(network, mean, std, layers=type(network).LAYERS).eval()
 
 
 def visualize_features(model: nn.Module, train_images: np.ndarray, test_images: torch.Tensor,

@@ -21,23 +21,12 @@ from ...core.io import sha256_file, write_npz, write_parquet
 from ...core.seeds import derive_seed, seeded_subset
 from ...core.splits import channel_stats, load_split
 from ...core.weights import save_weights
-from ...engines.evaluation import accuracy, to_unit
-from ...engines.pgd import PGD, robust_accuracy
-from ...engines.training import TrainOptions, fit, remove_checkpoints
-from ...models import count_parameters, load_model
-from ...models.topdown import Normalized, standard_cnn, topdown_net
 from ...stats import at_chance, chance_threshold
 from .backdoor import badnets_poison, trigger_region, trigger_success
-from .features import mislabel_baseline, visualize_features
-from .patterns import (
-    choose_canvases,
-    class_patterns,
-    predictive_power,
-    region_overlap,
-    top_k_mask,
-)
-from .tables import class_pattern_table
-from .training import VisualizeTask
+
+# Each job imports the code only it runs inside its function: a job's code inputs (the modules
+# it imports, nnprobe.core.provenance) are then exactly what it runs, so editing the feature
+# visualisations does not retrain a network.
 
 __all__ = ["TRAINED", "train_network", "class_patterns_of", "features_of"]
 
@@ -60,6 +49,14 @@ def train_network(train_path: str, test_path: str, outputs: Mapping[str, str], *
                   engine: Mapping[str, Any], checkpoints: str, device: torch.device) -> None:
     """Train one network of the study and evaluate it: clean accuracy, the trigger's success rate
     (a control for all but the backdoor network) and PGD robust accuracy per radius."""
+    from ...engines.evaluation import accuracy
+    from ...engines.pgd import PGD, robust_accuracy
+    from ...engines.training import TrainOptions, fit, remove_checkpoints
+    from ...models import count_parameters
+    from ...models.init import Normalized
+    from ...models.topdown import standard_cnn, topdown_net
+    from .training import VisualizeTask
+
     train_split, test = load_split(Path(train_path)), load_split(Path(test_path))
     channels, num_classes = train_split.images.shape[1], len(train_split.classes)
     if backdoor["target_class"] >= num_classes:
@@ -139,6 +136,12 @@ def class_patterns_of(train_path: str, test_path: str, weights: str, outputs: Ma
                       device: torch.device) -> None:
     """The class-wise patterns of one network (Zhao et al. 2021), searched on training images the
     network saw clean and scored on test images; where they lie relative to the BadNets trigger."""
+    from ...engines.evaluation import to_unit
+    from ...models import load_model
+    from ...models import topdown as _topdown  # noqa: F401  (the architectures it loads)
+    from .patterns import choose_canvases, class_patterns, predictive_power, region_overlap, top_k_mask
+    from .tables import class_pattern_table
+
     train, test = load_split(Path(train_path)), load_split(Path(test_path))
     model, _ = load_model(weights, device)
     num_classes = len(train.classes)
@@ -186,6 +189,10 @@ def features_of(train_path: str, test_path: str, weights: str, output: str, *, n
                 device: torch.device) -> None:
     """The feature visualisations of one network (``name`` "mislabel": the mislabel study's first
     baseline network)."""
+    from ...models import load_model
+    from ...models import topdown as _topdown  # noqa: F401  (the architectures it loads)
+    from .features import mislabel_baseline, visualize_features
+
     train, test = load_split(Path(train_path)), load_split(Path(test_path))
     if name == "mislabel":
         model = mislabel_baseline(weights, *channel_stats(train.images)).to(device)
