@@ -65,7 +65,9 @@ def code(script):
     "code" trigger, which would rerun a script's rule when the script is merely newer).
     """
     path = os.path.join(workflow.basedir, "scripts", script)
-    modules = imported_package_files(path, os.path.join(workflow.basedir, "src", "nnprobe"))
+    modules = imported_package_files(
+        path, os.path.join(workflow.basedir, "src", "nnprobe")
+    )
     return [os.path.relpath(p) for p in [path, *modules]]
 
 

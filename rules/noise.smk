@@ -164,7 +164,7 @@ rule noise_predicted_classes:
     log:
         "results/logs/noise/noise_predicted_classes/{source}.log",
     wildcard_constraints:
-        source="resnet18|keras_cnn",
+        source="|".join(NOISE_SOURCES),
     localrule: True
     conda:
         "../envs/analysis.yaml"

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
+import subprocess
 import sys
 from types import SimpleNamespace
 
@@ -69,6 +71,27 @@ def test_logged_logs_a_failure_with_its_traceback_and_reraises(tmp_path):
     assert "before the failure" in text
     assert "ERROR nnprobe: failed" in text
     assert "Traceback (most recent call last)" in text and "ZeroDivisionError: division by zero" in text
+
+
+def interactive_signals() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # as in a shell, also when the suite runs in the background
+
+
+def test_an_interrupted_job_logs_it_and_ends_by_sigint(tmp_path):
+    """Ctrl-C ends a job as killed by SIGINT, not as failed (status 1), also with torch._dynamo's
+    exit handlers registered: they make CPython exit with status 1 otherwise."""
+    path = tmp_path / "job.log"
+    job = ("import os, signal, torch._dynamo\n"
+           "from nnprobe.core.runtime import logged\n"
+           f"with logged({str(path)!r}):\n"
+           "    print('training', flush=True)\n"
+           "    os.kill(os.getpid(), signal.SIGINT)\n")
+    proc = subprocess.run([sys.executable, "-c", job], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          preexec_fn=interactive_signals, timeout=300)
+    assert proc.returncode == -signal.SIGINT, proc.stdout[-2000:]
+    text = path.read_text()
+    assert "training" in text and "interrupted (SIGINT)" in text
+    assert "ERROR nnprobe: failed" not in text
 
 
 def test_report_job_names_the_rule_and_applies_the_threads(tmp_path):

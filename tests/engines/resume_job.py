@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from nnprobe.core.naming import population_pairs
+from nnprobe.core.runtime import interrupt_ends_by_sigint
 from nnprobe.core.sources import load_sklearn_digits
 from nnprobe.engines import training
 from nnprobe.engines.pgd import PGD
@@ -107,4 +108,5 @@ if __name__ == "__main__":
     if kill:
         signame, stage, epoch = kill
         kill_after(getattr(signal, f"SIG{signame}"), stage, int(epoch))
-    main(family, out, checkpoints)
+    with interrupt_ends_by_sigint():  # as the workflow's scripts end (runtime.logged)
+        main(family, out, checkpoints)

@@ -5,15 +5,44 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
 import os
+import signal
 import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-__all__ = ["logged", "set_threads", "report_job"]
+__all__ = ["logged", "interrupt_ends_by_sigint", "set_threads", "report_job"]
+
+
+def _end_by_sigint() -> None:
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+    os.kill(os.getpid(), signal.SIGINT)
+
+
+@contextlib.contextmanager
+def interrupt_ends_by_sigint() -> Iterator[None]:
+    """Let a KeyboardInterrupt in the block end the process by SIGINT, as an interrupted program
+    should: its parent (a shell, Snakemake, SLURM) then sees "killed by SIGINT", not "failed".
+
+    CPython does this itself for a KeyboardInterrupt nobody caught, unless an exit handler runs
+    Python code first: ``torch._dynamo`` (imported by Lightning Fabric and torchvision) registers
+    such handlers, and the process then exits with status 1, like a crash. Measured with
+    ``python -c "import torch._dynamo, os, signal; os.kill(os.getpid(), signal.SIGINT)"``: status 1;
+    without the import: killed by SIGINT. The traceback is still printed and every ``finally``
+    still runs: the signal is sent again at exit, before the other exit handlers.
+    """
+    try:
+        yield
+    except KeyboardInterrupt:
+        atexit.register(_end_by_sigint)
+        raise
 
 
 @contextlib.contextmanager
@@ -21,7 +50,8 @@ def logged(log_path: str | Path) -> Iterator[logging.Logger]:
     """Send ``logging``, stdout and stderr (progress bars, warnings, tracebacks) to ``log_path``.
 
     A failure inside the block is written to the log with its traceback and re-raised, so
-    Snakemake reports the job as failed and the log says why.
+    Snakemake reports the job as failed and the log says why; an interrupt (Ctrl-C) is logged as
+    one and ends the process by SIGINT (:func:`interrupt_ends_by_sigint`).
     """
     path = Path(log_path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -34,8 +64,9 @@ def logged(log_path: str | Path) -> Iterator[logging.Logger]:
         root.setLevel(logging.INFO)
         logger = logging.getLogger("nnprobe")
         try:
-            yield logger
-        except KeyboardInterrupt:  # Ctrl-C: not a crash; the process still ends with SIGINT's status
+            with interrupt_ends_by_sigint():
+                yield logger
+        except KeyboardInterrupt:  # Ctrl-C: not a crash
             logger.warning("interrupted (SIGINT); run the job again to resume from its last checkpoint")
             raise
         except BaseException:
