@@ -20,7 +20,7 @@ import torch
 
 from nnprobe.core.splits import channel_stats, load_split
 from nnprobe.engines.evaluation import embed, logit_accuracy
-from nnprobe.engines.training import TrainOptions, fit
+from nnprobe.engines.training import PRECISIONS, TrainOptions, fit
 from nnprobe.models.resnet import resnet18_cifar
 from nnprobe.studies.noise.training import ResNetTask, TrainConfig
 
@@ -36,24 +36,25 @@ def main() -> None:
             parser.add_argument(f"--{f.name.replace('_', '-')}", type=type(getattr(defaults, f.name)),
                                 default=getattr(defaults, f.name))
     parser.add_argument("--compile", action="store_true", help="torch.compile the network")
-    parser.add_argument("--fp32", action="store_true", help="no bf16 autocast")
+    parser.add_argument("--precision", default="bf16-mixed", choices=PRECISIONS, help="the engine's precision")
+    parser.add_argument("--contiguous", action="store_true", help="no channels-last memory layout")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     train, test = load_split(f"{args.data}/train.npz"), load_split(f"{args.data}/test.npz")
     mean, std = channel_stats(train.images)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     numbers = {f.name: getattr(args, f.name) for f in fields(TrainConfig) if f.type in ("int", "float")}
-    config = TrainConfig(**numbers, compile=args.compile, bf16=not args.fp32)
+    config = TrainConfig(**numbers, compile=args.compile, precision=args.precision, channels_last=not args.contiguous)
     model = resnet18_cifar(len(train.classes), train.images.shape[1], args.width, seed=args.seed)
     task = ResNetTask(model, train.images, train.labels, mean, std, config, args.seed,
-                      channels_last=config.channels_last and device.type == "cuda")
+                      channels_last=config.channels_last)
     started = time.perf_counter()
-    fit(task, TrainOptions(config.epochs, device=device, precision=config.precision(device), progress=False,
+    fit(task, TrainOptions(config.epochs, device=device, precision=config.precision, progress=False,
                            name="resnet18"))
     seconds = time.perf_counter() - started
 
     def logits(images: np.ndarray) -> torch.Tensor:
-        return embed(model.features, model.fc, images, mean, std, device, bf16=config.bf16,
+        return embed(model.features, model.fc, images, mean, std, device, precision=config.precision,
                      channels_last=config.channels_last)[0]
 
     plain = logits(test.images)
