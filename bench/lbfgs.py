@@ -11,11 +11,13 @@ and the median seconds are printed, so a slow moment of the machine hits both.
 
     python bench/lbfgs.py                                    # CPU, small: about a minute on 2 cores
     python bench/lbfgs.py --problems 900 --size 28 --hidden 100 100 --device cuda
+    python bench/lbfgs.py --problems 900 --size 28 --hidden 100 100 --solvers torch --json rate.json   # the rate alone
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import statistics
 import time
@@ -77,6 +79,9 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--blas-threads", type=int, default=1, help="BLAS threads (scipy's L-BFGS-B)")
+    parser.add_argument("--solvers", nargs="+", choices=["scipy", "torch"], default=["scipy", "torch"],
+                        help="the solvers timed (both: their ratio and agreement too)")
+    parser.add_argument("--json", help="also write each solver's seconds, problems/s and results here")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     logging.getLogger("nnprobe").setLevel(logging.WARNING)
@@ -98,7 +103,7 @@ def main() -> None:
     print(f"MLP {args.size**2}-{'-'.join(map(str, args.hidden))}-10 (sigmoid), test accuracy {accuracy:.3f}; "
           f"{args.problems} (image, target) pairs; {attack}\n", flush=True)
 
-    seconds: dict[str, list[float]] = {"scipy": [], "torch": []}
+    seconds: dict[str, list[float]] = {solver: [] for solver in args.solvers}
     results = {}
     with threadpool_limits(args.blas_threads):
         for _ in range(args.repeats):
@@ -108,6 +113,19 @@ def main() -> None:
                 times.append(s)
                 print(f"  {solver}: {s:.2f} s", flush=True)
 
+    summary = {solver: {"seconds": statistics.median(times), "problems_per_s": args.problems / statistics.median(times),
+                        "successes": int(results[solver].success.sum()),
+                        "mean_rms_distortion": float(results[solver].distortion[results[solver].success].mean())}
+               for solver, times in seconds.items()}
+    if args.json:
+        with open(args.json, "w") as out:
+            json.dump({"device": name, "problems": args.problems, "mlp": [args.size**2, *args.hidden, 10],
+                       "test_accuracy": accuracy, "attack": attack, "solvers": summary}, out, indent=1)
+    if len(seconds) == 1:
+        solver, row = next(iter(summary.items()))
+        print(f"{solver}: {row['seconds']:.2f} s, {row['problems_per_s']:.1f} problems/s, "
+              f"{row['successes']}/{args.problems} successes, mean RMS distortion {row['mean_rms_distortion']:.5f}")
+        return
     sp, tr = results["scipy"], results["torch"]
     both = sp.success & tr.success
     rel = ((tr.distortion - sp.distortion).abs() / sp.distortion)[both]

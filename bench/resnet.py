@@ -11,9 +11,11 @@ test-time augmentation) and the training seconds.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import time
-from dataclasses import fields
+from dataclasses import asdict, fields
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -38,6 +40,7 @@ def main() -> None:
     parser.add_argument("--compile", action="store_true", help="torch.compile the network")
     parser.add_argument("--precision", default="bf16-mixed", choices=PRECISIONS, help="the engine's precision")
     parser.add_argument("--contiguous", action="store_true", help="no channels-last memory layout")
+    parser.add_argument("--json", help="also write the accuracies, seconds and settings here")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     train, test = load_split(f"{args.data}/train.npz"), load_split(f"{args.data}/test.npz")
@@ -49,8 +52,8 @@ def main() -> None:
     task = ResNetTask(model, train.images, train.labels, mean, std, config, args.seed,
                       channels_last=config.channels_last)
     started = time.perf_counter()
-    fit(task, TrainOptions(config.epochs, device=device, precision=config.precision, progress=False,
-                           name="resnet18"))
+    history = fit(task, TrainOptions(config.epochs, device=device, precision=config.precision, progress=False,
+                                     name="resnet18"))
     seconds = time.perf_counter() - started
 
     def logits(images: np.ndarray) -> torch.Tensor:
@@ -59,9 +62,15 @@ def main() -> None:
 
     plain = logits(test.images)
     flipped = logits(test.images[..., ::-1].copy())
-    print(f"seed {args.seed}: test accuracy {logit_accuracy(plain, test.labels):.4f}, with flip TTA "
-          f"{logit_accuracy(plain.softmax(1) + flipped.softmax(1), test.labels):.4f}; training {seconds:.1f} s on "
+    accuracy = logit_accuracy(plain, test.labels)
+    tta = logit_accuracy(plain.softmax(1) + flipped.softmax(1), test.labels)
+    print(f"seed {args.seed}: test accuracy {accuracy:.4f}, with flip TTA {tta:.4f}; training {seconds:.1f} s on "
           f"{device} ({config.epochs} epochs, batch {config.batch_size}, lr {config.lr})")
+    if args.json:
+        Path(args.json).write_text(json.dumps({
+            "seed": args.seed, "width": args.width, "test_accuracy": accuracy, "test_accuracy_flip_tta": tta,
+            "train_seconds": seconds, "device": torch.cuda.get_device_name(device) if device.type == "cuda" else "cpu",
+            "config": asdict(config), "epoch_seconds": [row["seconds"] for row in history]}, indent=1))
 
 
 if __name__ == "__main__":

@@ -121,12 +121,15 @@ def _per_model_name(study: str, relative: Path) -> str:
 
 
 def write_evidence(study: str, workdir: str | Path, out: str | Path, *, command: str, device: str | None = None,
-                   wall_seconds: float | None = None, notes: str = "") -> Path:
+                   wall_seconds: float | None = None, notes: str = "", blocks: Sequence[str] = ()) -> Path:
     """Copy what a finished run of ``study`` in ``workdir`` shows into the evidence folder ``out``.
 
     ``command`` is the exact command that ran; ``device`` names the machine (GPU, driver, CUDA and
     torch versions), by default the one this process sees (:func:`device_description`). Per-model
     tables (:data:`PER_MODEL`) keep the names of their jobs (pack and block, regime and replicate).
+    ``blocks`` (mislabel only) keeps the populations and job times of those replicate blocks
+    alone, so that blocks trained one after another in one working directory (a GPU window that
+    adds blocks while its time lasts) each leave a folder of their own.
     """
     workdir, out = Path(workdir), Path(out)
     results = workdir / "results"
@@ -137,8 +140,13 @@ def write_evidence(study: str, workdir: str | Path, out: str | Path, *, command:
     if study not in PER_MODEL:
         raise ValueError(f"evidence folders cover the studies {sorted(PER_MODEL)}; got {study!r}")
     tables = sorted(p for pattern in PER_MODEL[study] for p in workdir.glob(pattern))
+    if blocks and study != "mislabel":
+        raise ValueError(f"blocks select replicate blocks of the mislabel study; got study {study!r}")
+    if blocks:  # populations/PACK/BLOCK/metrics.parquet
+        tables = [t for t in tables if t.parent.name in blocks]
     if not tables:
-        raise FileNotFoundError(f"no per-model tables of the {study} study under {workdir} ({PER_MODEL[study]})")
+        raise FileNotFoundError(f"no per-model tables of the {study} study under {workdir} ({PER_MODEL[study]}"
+                                + (f", blocks {list(blocks)})" if blocks else ")"))
     (out / "per_model").mkdir(parents=True, exist_ok=True)
     for table in tables:
         shutil.copyfile(table, out / "per_model" / _per_model_name(study, table.relative_to(results / study)))
@@ -152,6 +160,8 @@ def write_evidence(study: str, workdir: str | Path, out: str | Path, *, command:
             shutil.copyfile(figure, out / "figures" / figure.name)
     shutil.copyfile(results / "config.yaml", out / "config.yaml")
     times = _benchmarks(workdir, study)
+    if blocks:
+        times = times[times["job"].str.rsplit("/", n=1).str[-1].isin(list(blocks))]
     lines = [
         f"# {out.name}",
         "",
@@ -161,6 +171,8 @@ def write_evidence(study: str, workdir: str | Path, out: str | Path, *, command:
         f"- device: {device or device_description()}",
         f"- host Python {platform.python_version()}",
         f"- wall time of the run: {wall_seconds:.1f} s" if wall_seconds is not None else "- wall time: not recorded",
+        *([f"- replicate blocks: {', '.join(blocks)} (this run's other blocks have folders of their own)"]
+          if blocks else []),
         (f"- per-model tables: {len(tables)} jobs in `per_model/` (rebuild the tables and figures on a CPU: "
          f"`python -m nnprobe.evidence rebuild --study {study} --to OUT {out}`)" if study in NETWORK_KEYS else
          f"- per-model tables: {len(tables)} files in `per_model/` (the run's own tables; rebuilding from "
@@ -235,6 +247,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     w.add_argument("--device", help="GPU, driver, CUDA and torch versions (default: the ones this process sees)")
     w.add_argument("--wall-seconds", type=float, help="the wall time of the whole run")
     w.add_argument("--notes", default="", help="a paragraph for the README: what this run is, what it is not")
+    w.add_argument("--block", action="append", default=[], help="mislabel: only this replicate block (repeatable)")
     r = sub.add_parser("rebuild", help="the study's tables and figures from evidence folders")
     r.add_argument("--study", default="mislabel", choices=sorted(NETWORK_KEYS))
     r.add_argument("--to", required=True, help="where the tables and figures go")
@@ -243,7 +256,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.action == "write":
         write_evidence(args.study, args.workdir, args.to, command=args.command, device=args.device,
-                       wall_seconds=args.wall_seconds, notes=args.notes)
+                       wall_seconds=args.wall_seconds, notes=args.notes, blocks=args.block)
     else:
         rebuild(args.study, args.folders, args.to)
 
