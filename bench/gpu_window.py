@@ -16,7 +16,8 @@ stop the others, but the exit status is 1 and the summary says which failed and 
    seconds (compilation) apart; one process per K.
 3. ``resnet``: ``bench/resnet.py``, the noise study's recipe as config.yaml sets it (45 epochs,
    bf16-mixed, channels-last), seed 0: test accuracy (plain, flip TTA) and training seconds.
-4. ``lbfgs``: ``bench/lbfgs.py --solvers torch``: the minimal L-BFGS attack's problems/s.
+4. ``lbfgs``: ``bench/lbfgs.py --solvers torch``: the minimal L-BFGS attack's problems/s on
+   900 real MNIST test images against FC100-100-10 (the device-kit's mnist archive).
 5. ``blocks``: replicate blocks of the paper-scale mislabel study (config.yaml: all 45 pairs in
    one pack plus the baseline, R = 50, in the GPU recipe) through Snakemake, each written as an
    evidence folder (``python -m nnprobe.evidence``). A block starts only when its estimate
@@ -55,7 +56,7 @@ FULL = {
     "base_config": "config/config.yaml", "population_k": [230, 1150, 2300], "population_recipe": "gemm:{k}:bf16:default",
     "population_args": ["--steps", "40", "--images", "50000"],
     "resnet_args": ["--epochs", "45", "--seed", "0", "--precision", "bf16-mixed"],
-    "lbfgs_args": ["--problems", "900", "--size", "28", "--hidden", "100", "100"],
+    "lbfgs_args": ["--problems", "900", "--idx", "{data}/MNIST/raw", "--hidden", "100", "100", "--epochs", "10"],
     "replicates": 50, "block_size": 5, "epochs": 10,
     "train": {"layout": "gemm", "compile": "default", "precision": "bf16-mixed"},
     # each fixed step's longest run, and what the fixed steps after it need at least
@@ -288,8 +289,9 @@ def measure(window: Window, settings: dict) -> tuple[dict[int, float], float]:
         found = json.loads(result.read_text())
         row["result"] = {k: found[k] for k in ("test_accuracy", "test_accuracy_flip_tta", "train_seconds", "device")}
     result = window.work / "lbfgs.json"
-    row = window.run("lbfgs", [python, "bench/lbfgs.py", *settings["lbfgs_args"], "--solvers", "torch", "--json",
-                               str(result)], fixed_limit(window, settings, "lbfgs", []), env)
+    lbfgs_args = [a.format(data=os.environ.get("NNPROBE_DATA", "")) for a in settings["lbfgs_args"]]
+    row = window.run("lbfgs", [python, "bench/lbfgs.py", *lbfgs_args, "--solvers", "torch", "--json", str(result)],
+                     fixed_limit(window, settings, "lbfgs", []), env)
     if row["status"] == "ok":
         found = json.loads(result.read_text())
         row["result"] = {"device": found["device"], **found["solvers"]["torch"]}

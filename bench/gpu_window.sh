@@ -6,7 +6,7 @@
 #   bash bench/gpu_window.sh --out "$OUT"            # on the device machine (sources .device-kit/activate)
 #   bash bench/gpu_window.sh --dry --out /tmp/out    # the same steps on the CPU, tiny (CI)
 #
-# On the device, carry .device-kit (made by ../shared/tools/device-kit cifar10 snakemake).
+# On the device, carry .device-kit (made by ../shared/tools/device-kit cifar10 mnist snakemake).
 # PYTHON names the interpreter (default: python3 on the device; the one of .venv where there is one).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."

@@ -11,7 +11,7 @@ and the median seconds are printed, so a slow moment of the machine hits both.
 
     python bench/lbfgs.py                                    # CPU, small: about a minute on 2 cores
     python bench/lbfgs.py --problems 900 --size 28 --hidden 100 100 --device cuda
-    python bench/lbfgs.py --problems 900 --size 28 --hidden 100 100 --solvers torch --json rate.json   # the rate alone
+    python bench/lbfgs.py --problems 900 --idx $NNPROBE_DATA/MNIST/raw --hidden 100 100 --solvers torch   # real MNIST
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ import logging
 import statistics
 import time
 from functools import partial
+from pathlib import Path
 
 import torch
 from threadpoolctl import threadpool_limits
@@ -44,6 +45,19 @@ def digits(size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.T
     x, y = x.flatten(1), torch.tensor(bunch.target, dtype=torch.int64)
     perm = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(0))
     return x[perm[:1400]], y[perm[:1400]], x[perm[1400:]], y[perm[1400:]]
+
+
+def mnist(root: str, train_images: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """MNIST from its idx files (pixels in [0, 1], flattened): the first ``train_images`` training
+    images and all 10,000 test images. Needs no scikit-learn (the device image has none)."""
+    from nnprobe.core.sources import load_dataset
+
+    splits, _ = load_dataset("idx", root=Path(root))
+
+    def flat(split, n=None):
+        return (torch.from_numpy(split.images[:n]).flatten(1).float() / 255, torch.from_numpy(split.labels[:n]))
+
+    return (*flat(splits["train"], train_images), *flat(splits["test"]))
 
 
 def problems(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -69,6 +83,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--problems", type=int, default=48, help="(image, target) pairs attacked")
     parser.add_argument("--size", type=int, default=8, help="image side: 8 (the digits) or e.g. 28 (MNIST's size)")
+    parser.add_argument("--idx", help="a folder of MNIST's idx files: real MNIST instead of the digits (--size 28)")
+    parser.add_argument("--train-images", type=int, default=10000, help="with --idx: training images of the MLP")
     parser.add_argument("--hidden", type=int, nargs="*", default=[32], help="hidden layer widths of the MLP")
     parser.add_argument("--epochs", type=int, default=25)
     parser.add_argument("--max-iter", type=int, default=100)
@@ -87,7 +103,11 @@ def main() -> None:
     logging.getLogger("nnprobe").setLevel(logging.WARNING)
     device = torch.device(args.device)
 
-    x_train, y_train, x_test, y_test = digits(args.size)
+    if args.idx:
+        args.size = 28
+        x_train, y_train, x_test, y_test = mnist(args.idx, args.train_images)
+    else:
+        x_train, y_train, x_test, y_test = digits(args.size)
     model = fc_sigmoid(tuple(args.hidden), num_inputs=args.size**2, generator=torch.Generator().manual_seed(1))
     task = ClassifierTask(model, x_train, y_train, batch_size=64, order_seed=2, optimizer=OptimizerSpec("adam", lr=1e-2))
     fit(task, TrainOptions(epochs=args.epochs, device="cpu", progress=False))
