@@ -186,7 +186,8 @@ def time_study_job(images, labels, mean, std, device, k: int, layout: str, preci
     if CPU_TIME and device.type == "cpu":  # one more epoch, per second of this process's CPU time
         started = time.process_time()
         fit(task, TrainOptions(1, device=device, precision=lightning, progress=False))
-        print(f"{layout} K={k} {precision}: {n * k / (time.process_time() - started):,.0f} model-images per CPU-second "
+        print(f"{layout} K={k} {precision}{' compile=' + compile_mode if compile_mode else ''}: "
+              f"{n * k / (time.process_time() - started):,.0f} model-images per CPU-second "
               f"(wall-clock: {n * k / second:,.0f}/s)", flush=True)
         CPU_RATES[f"{layout}:{k}:{precision}" + (f":{compile_mode}" if compile_mode else "")] = (
             n * k / (time.process_time() - started))
