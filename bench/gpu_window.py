@@ -132,7 +132,9 @@ class Window:
 
     def __init__(self, out: Path, work: Path, budget: float, dry: bool) -> None:
         self.out, self.work, self.dry = out, work, dry
-        self.deadline = time.monotonic() + budget
+        # from the start of bench/gpu_window.sh (GPU_WINDOW_START, epoch seconds), which unpacks the kit first
+        spent = max(0.0, time.time() - float(os.environ.get("GPU_WINDOW_START") or time.time()))
+        self.deadline = time.monotonic() + budget - spent
         self.steps: list[dict] = []
         self.commit = "unknown"
         (work / "logs").mkdir(parents=True, exist_ok=True)

@@ -9,6 +9,8 @@
 # On the device, carry .device-kit (made by ../shared/tools/device-kit cifar10 mnist snakemake).
 # PYTHON names the interpreter (default: python3 on the device; the one of .venv where there is one).
 set -euo pipefail
+# The budget counts from here: unpacking the kit (data, wheels) is part of the window.
+export GPU_WINDOW_START="${GPU_WINDOW_START:-$(date +%s)}"
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 dry=0
 for arg in "$@"; do [ "$arg" = "--dry" ] && dry=1; done
