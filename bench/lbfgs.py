@@ -11,15 +11,18 @@ and the median seconds are printed, so a slow moment of the machine hits both.
 
     python bench/lbfgs.py                                    # CPU, small: about a minute on 2 cores
     python bench/lbfgs.py --problems 900 --size 28 --hidden 100 100 --device cuda
+    python bench/lbfgs.py --problems 900 --idx $NNPROBE_DATA/MNIST/raw --hidden 100 100 --solvers torch   # real MNIST
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import statistics
 import time
 from functools import partial
+from pathlib import Path
 
 import torch
 from threadpoolctl import threadpool_limits
@@ -42,6 +45,19 @@ def digits(size: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.T
     x, y = x.flatten(1), torch.tensor(bunch.target, dtype=torch.int64)
     perm = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(0))
     return x[perm[:1400]], y[perm[:1400]], x[perm[1400:]], y[perm[1400:]]
+
+
+def mnist(root: str, train_images: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """MNIST from its idx files (pixels in [0, 1], flattened): the first ``train_images`` training
+    images and all 10,000 test images. Needs no scikit-learn (the device image has none)."""
+    from nnprobe.core.sources import load_dataset
+
+    splits, _ = load_dataset("idx", root=Path(root))
+
+    def flat(split, n=None):
+        return (torch.from_numpy(split.images[:n]).flatten(1).float() / 255, torch.from_numpy(split.labels[:n]))
+
+    return (*flat(splits["train"], train_images), *flat(splits["test"]))
 
 
 def problems(model: torch.nn.Module, x: torch.Tensor, y: torch.Tensor, n: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -67,6 +83,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--problems", type=int, default=48, help="(image, target) pairs attacked")
     parser.add_argument("--size", type=int, default=8, help="image side: 8 (the digits) or e.g. 28 (MNIST's size)")
+    parser.add_argument("--idx", help="a folder of MNIST's idx files: real MNIST instead of the digits (--size 28)")
+    parser.add_argument("--train-images", type=int, default=10000, help="with --idx: training images of the MLP")
     parser.add_argument("--hidden", type=int, nargs="*", default=[32], help="hidden layer widths of the MLP")
     parser.add_argument("--epochs", type=int, default=25)
     parser.add_argument("--max-iter", type=int, default=100)
@@ -77,12 +95,19 @@ def main() -> None:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--blas-threads", type=int, default=1, help="BLAS threads (scipy's L-BFGS-B)")
+    parser.add_argument("--solvers", nargs="+", choices=["scipy", "torch"], default=["scipy", "torch"],
+                        help="the solvers timed (both: their ratio and agreement too)")
+    parser.add_argument("--json", help="also write each solver's seconds, problems/s and results here")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     logging.getLogger("nnprobe").setLevel(logging.WARNING)
     device = torch.device(args.device)
 
-    x_train, y_train, x_test, y_test = digits(args.size)
+    if args.idx:
+        args.size = 28
+        x_train, y_train, x_test, y_test = mnist(args.idx, args.train_images)
+    else:
+        x_train, y_train, x_test, y_test = digits(args.size)
     model = fc_sigmoid(tuple(args.hidden), num_inputs=args.size**2, generator=torch.Generator().manual_seed(1))
     task = ClassifierTask(model, x_train, y_train, batch_size=64, order_seed=2, optimizer=OptimizerSpec("adam", lr=1e-2))
     fit(task, TrainOptions(epochs=args.epochs, device="cpu", progress=False))
@@ -98,7 +123,7 @@ def main() -> None:
     print(f"MLP {args.size**2}-{'-'.join(map(str, args.hidden))}-10 (sigmoid), test accuracy {accuracy:.3f}; "
           f"{args.problems} (image, target) pairs; {attack}\n", flush=True)
 
-    seconds: dict[str, list[float]] = {"scipy": [], "torch": []}
+    seconds: dict[str, list[float]] = {solver: [] for solver in args.solvers}
     results = {}
     with threadpool_limits(args.blas_threads):
         for _ in range(args.repeats):
@@ -108,6 +133,19 @@ def main() -> None:
                 times.append(s)
                 print(f"  {solver}: {s:.2f} s", flush=True)
 
+    summary = {solver: {"seconds": statistics.median(times), "problems_per_s": args.problems / statistics.median(times),
+                        "successes": int(results[solver].success.sum()),
+                        "mean_rms_distortion": float(results[solver].distortion[results[solver].success].mean())}
+               for solver, times in seconds.items()}
+    if args.json:
+        with open(args.json, "w") as out:
+            json.dump({"device": name, "problems": args.problems, "mlp": [args.size**2, *args.hidden, 10],
+                       "test_accuracy": accuracy, "attack": attack, "solvers": summary}, out, indent=1)
+    if len(seconds) == 1:
+        solver, row = next(iter(summary.items()))
+        print(f"{solver}: {row['seconds']:.2f} s, {row['problems_per_s']:.1f} problems/s, "
+              f"{row['successes']}/{args.problems} successes, mean RMS distortion {row['mean_rms_distortion']:.5f}")
+        return
     sp, tr = results["scipy"], results["torch"]
     both = sp.success & tr.success
     rel = ((tr.distortion - sp.distortion).abs() / sp.distortion)[both]

@@ -15,6 +15,8 @@ throughput, and the fraction of the GPU's dense bf16 peak that the training FLOP
 Examples::
 
     python bench/population.py throughput --data cifar10-jpeg   # needs NNPROBE_DATA
+    python bench/population.py throughput --prepared results/data/train.npz --skip-single --variants \
+        --jobs gemm:230:bf16:default --json k230.json   # a prepared split; (d) alone
     python bench/population.py throughput --synthetic --device cpu --variants vmap:4:fp32
     python bench/population.py study --pairs-per-job 23 --precision bf16-mixed --compile default
 """
@@ -46,7 +48,15 @@ H100_BF16_DENSE = 989e12  # H100 SXM dense bf16 tensor-core peak, FLOP/s (datash
 
 
 def load_data(args: argparse.Namespace) -> tuple[torch.Tensor, torch.Tensor, list[float], list[float]]:
-    if args.synthetic:
+    """The training images (uint8 on the CPU), labels and channel mean and std; sets the network to
+    the images' shape (:func:`cnn`)."""
+    global SHAPE
+    if args.prepared:
+        from nnprobe.core.splits import load_split
+
+        split = load_split(Path(args.prepared))
+        images, labels = split.images[: args.images], split.labels[: args.images]
+    elif args.synthetic:
         rng = np.random.default_rng(0)
         images = rng.integers(0, 256, size=(args.images, 3, 32, 32), dtype=np.uint8)
         labels = rng.integers(0, 10, size=args.images)
@@ -57,9 +67,22 @@ def load_data(args: argparse.Namespace) -> tuple[torch.Tensor, torch.Tensor, lis
         splits, _ = load_image_folder(root)
         images, labels = splits["train"].images[: args.images], splits["train"].labels[: args.images]
     x = torch.as_tensor(images)
+    SHAPE = (x.shape[1], x.shape[2], x.shape[3], int(labels.max()) + 1)
     mean = (x.float() / 255).mean(dim=(0, 2, 3)).tolist()
     std = (x.float() / 255).std(dim=(0, 2, 3)).tolist()
     return x, torch.as_tensor(labels), mean, std
+
+
+SHAPE = (3, 32, 32, 10)  # channels, height, width, classes of the data (load_data sets it)
+CPU_TIME = False  # --cpu-time: (d) on the CPU also times an epoch by the process's CPU time
+CPU_RATES: dict[str, float] = {}
+
+
+def cnn(generator: torch.Generator) -> nn.Module:
+    """The Keras CNN for the data's shape: 'valid' padding as in the tutorial, 'same' for images
+    under 18 pixels (the digits of a dry run)."""
+    channels, height, width, classes = SHAPE
+    return keras_cnn(channels, classes, (height, width), 0 if min(height, width) >= 18 else 1, generator)
 
 
 def sync(device: torch.device) -> None:
@@ -69,7 +92,7 @@ def sync(device: torch.device) -> None:
 
 def time_plain_module(images, labels, mean, std, device, steps: int, batch: int) -> float:
     """(b) One ordinary nn.Module, data on the device, Adam, no Lightning: model-images/s."""
-    model = keras_cnn(generator=torch.Generator().manual_seed(0)).to(device)
+    model = cnn(torch.Generator().manual_seed(0)).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, eps=1e-7)
     images, labels = images.to(device), labels.to(device)
     mean_t, std_t = torch.tensor(mean, device=device), torch.tensor(std, device=device)
@@ -97,7 +120,7 @@ def time_lightning_single(images, labels, mean, std, device, steps: int, batch: 
     sub_x, sub_y = images[:n], labels[:n].unsqueeze(0)
 
     def task(count: int) -> PopulationTask:
-        pop = init_population(lambda g: keras_cnn(generator=g), [0])
+        pop = init_population(cnn, [0])
         return PopulationTask(pop, sub_x[:count], sub_y[:, :count], [1], mean, std, batch)
 
     fit(task(20 * batch), TrainOptions(1, device=device, progress=False))  # warm-up
@@ -111,7 +134,7 @@ def time_lightning_single(images, labels, mean, std, device, steps: int, batch: 
 def time_population(images, labels, mean, std, device, k: int, layout: str, precision: str,
                     compile_mode: str | None, steps: int, batch: int) -> tuple[float, float]:
     """(c) The engine's training step (loss, backward, fused Adam) for K members: model-images/s, peak GiB."""
-    pop = init_population(lambda g: keras_cnn(generator=g), range(k), device=device, layout=layout)
+    pop = init_population(cnn, range(k), device=device, layout=layout)
     x = images.to(device)
     y = labels.to(device).to(torch.uint8).unsqueeze(0).expand(k, -1).contiguous()
     mean_t = torch.tensor(mean, dtype=torch.float64, device=device)
@@ -149,7 +172,7 @@ def time_study_job(images, labels, mean, std, device, k: int, layout: str, preci
                    compile_mode: str | None, steps: int, batch: int) -> tuple[float, float, float]:
     """(d) The study's job path for K members: model-images/s of the second epoch, peak GiB, and the
     extra seconds of the first epoch (compilation, warm-up) over the second."""
-    pop = init_population(lambda g: keras_cnn(generator=g), range(k), layout=layout)
+    pop = init_population(cnn, range(k), layout=layout)
     n = steps * batch
     y = labels[:n].to(torch.uint8).unsqueeze(0).expand(k, -1).contiguous()
     task = PopulationTask(pop, images[:n], y, list(range(k)), mean, std, batch, compile_mode=compile_mode)
@@ -160,21 +183,33 @@ def time_study_job(images, labels, mean, std, device, k: int, layout: str, preci
     history = fit(task, TrainOptions(2, device=device, precision=lightning, progress=False))
     first, second = history[0]["seconds"], history[1]["seconds"]
     peak = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else float("nan")
+    if CPU_TIME and device.type == "cpu":  # one more epoch, per second of this process's CPU time
+        started = time.process_time()
+        fit(task, TrainOptions(1, device=device, precision=lightning, progress=False))
+        print(f"{layout} K={k} {precision}{' compile=' + compile_mode if compile_mode else ''}: "
+              f"{n * k / (time.process_time() - started):,.0f} model-images per CPU-second "
+              f"(wall-clock: {n * k / second:,.0f}/s)", flush=True)
+        CPU_RATES[f"{layout}:{k}:{precision}" + (f":{compile_mode}" if compile_mode else "")] = (
+            n * k / (time.process_time() - started))
     return n * k / second, peak, first - second
 
 
 def throughput(args: argparse.Namespace) -> None:
+    global CPU_TIME
+    CPU_TIME = args.cpu_time
     device = torch.device(args.device)
     images, labels, mean, std = load_data(args)
     print(f"device: {torch.cuda.get_device_name() if device.type == 'cuda' else 'cpu'}, torch {torch.__version__}, "
           f"{images.shape[0]} images, batch {args.batch} per model", flush=True)
-    rows = []
+    rows, failed = [], []
     if not args.skip_single:
         rows.append(("(a) engine (Lightning Fabric), one model", time_lightning_single(images, labels, mean, std, device,
-                                                                     args.single_steps, args.batch), float("nan")))
+                                                                     args.single_steps, args.batch), float("nan"),
+                     float("nan")))
         print(rows[-1], flush=True)
         rows.append(("(b) plain loop, one model", time_plain_module(images, labels, mean, std, device,
-                                                                    args.single_steps, args.batch), float("nan")))
+                                                                    args.single_steps, args.batch), float("nan"),
+                     float("nan")))
         print(rows[-1], flush=True)
     for spec in args.variants:
         layout, k, precision, *compile_mode = spec.split(":")
@@ -185,8 +220,9 @@ def throughput(args: argparse.Namespace) -> None:
                                          args.steps, args.batch)
         except Exception as error:  # report and go on: one failing variant must not hide the others
             print(f"{label}: failed: {type(error).__name__}: {str(error)[:300]}", flush=True)
+            failed.append(label)
             continue
-        rows.append((label, rate, peak))
+        rows.append((label, rate, peak, float("nan")))
         print(rows[-1], flush=True)
     for spec in args.jobs:
         layout, k, precision, *compile_mode = spec.split(":")
@@ -197,16 +233,24 @@ def throughput(args: argparse.Namespace) -> None:
                                                 args.steps, args.batch)
         except Exception as error:  # report and go on, as for (c)
             print(f"{label}: failed: {type(error).__name__}: {str(error)[:300]}", flush=True)
+            failed.append(label)
             continue
-        rows.append((label, rate, peak))
+        rows.append((label, rate, peak, warmup))
         print(rows[-1], f"first epoch {warmup:+.1f} s over the second (compilation, warm-up)", flush=True)
+    if not rows:
+        sys.exit(f"every variant failed: {failed}")
     reference = rows[0][1]
     print(f"\n{'variant':55s} {'model-images/s':>15s} {'x (a)':>8s} {'peak GiB':>9s} {'bf16 peak %':>11s}")
-    for label, rate, peak in rows:
+    for label, rate, peak, _ in rows:
         print(f"{label:55s} {rate:15,.0f} {rate / reference:8.1f} {peak:9.2f} "
               f"{100 * rate * TRAIN_FLOPS / H100_BF16_DENSE:11.2f}")
     if args.json:
-        Path(args.json).write_text(json.dumps([{"variant": r[0], "images_per_s": r[1], "peak_gib": r[2]} for r in rows]))
+        Path(args.json).write_text(json.dumps([{"variant": r[0], "images_per_s": r[1], "peak_gib": r[2],
+                                                "first_epoch_extra_s": r[3]} for r in rows]
+                                              + [{"variant": f"(d) {key} per CPU-second", "images_per_cpu_s": rate}
+                                                 for key, rate in CPU_RATES.items()]))
+    if failed:
+        sys.exit(f"{len(failed)} variant(s) failed: {failed}")
 
 
 def profile(args: argparse.Namespace) -> None:
@@ -270,13 +314,14 @@ def main() -> None:
     t = sub.add_parser("throughput")
     t.add_argument("--data", default="cifar10-jpeg", help="image folder under $NNPROBE_DATA")
     t.add_argument("--synthetic", action="store_true", help="random uint8 images instead of real data")
+    t.add_argument("--prepared", help="a prepared split (train.npz of rule prepare_dataset) instead of --data")
     t.add_argument("--images", type=int, default=50000)
     t.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     t.add_argument("--batch", type=int, default=32)
     t.add_argument("--steps", type=int, default=60, help="timed steps per population variant")
     t.add_argument("--single-steps", type=int, default=400, help="timed steps of the one-model loops")
     t.add_argument("--skip-single", action="store_true")
-    t.add_argument("--variants", nargs="+", default=[
+    t.add_argument("--variants", nargs="*", default=[
         "vmap:1:fp32", "vmap:10:fp32", "vmap:50:fp32", "vmap:230:fp32", "grouped:50:fp32", "grouped:230:fp32",
         "grouped:230:bf16", "grouped:230:fp32:default", "grouped:230:bf16:default", "grouped:1150:bf16:default",
     ], help="LAYOUT:K:PRECISION[:COMPILE_MODE]")
@@ -284,6 +329,9 @@ def main() -> None:
                                                  "grouped:2300:bf16:default"],
                    help="(d) the study's job path, LAYOUT:K:PRECISION[:COMPILE_MODE]")
     t.add_argument("--json", help="also write the rows as JSON here")
+    t.add_argument("--cpu-time", action="store_true",
+                   help="(d) on the CPU: one more epoch, timed by this process's CPU time (what an idle core gives; "
+                        "the wall-clock rate of a loaded machine is lower)")
     p = sub.add_parser("profile", parents=[], add_help=True)
     for action in t._actions[1:]:
         if action.dest not in ("json", "skip_single", "single_steps", "jobs"):

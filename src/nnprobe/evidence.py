@@ -28,6 +28,7 @@ import pandas as pd
 import yaml
 
 from .core.io import write_text
+from .core.naming import block_replicates
 from .studies.mislabel.reports import (
     accuracy_by_pair_figure,
     class_dendrogram_figure,
@@ -125,6 +126,13 @@ def _benchmarks(workdir: Path, study: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["job", "seconds", "max_rss_mb"])
 
 
+def _in_blocks(replicates: int | range, blocks: Sequence[str]) -> bool:
+    """Whether a replicate (or every replicate of a job's range) lies in one of the blocks ``rFIRST-LAST``."""
+    wanted = [block_replicates(block) for block in blocks]
+    replicates = range(replicates, replicates + 1) if isinstance(replicates, int) else replicates
+    return all(any(r in block for block in wanted) for r in replicates)
+
+
 def _per_model_name(study: str, relative: Path) -> str:
     """A per-model table's file name in the evidence folder: its job's wildcards joined by "__"
     (``training__dropout__0.json``)."""
@@ -132,12 +140,15 @@ def _per_model_name(study: str, relative: Path) -> str:
 
 
 def write_evidence(study: str, workdir: str | Path, out: str | Path, *, command: str, device: str | None = None,
-                   wall_seconds: float | None = None, notes: str = "") -> Path:
+                   wall_seconds: float | None = None, notes: str = "", blocks: Sequence[str] = ()) -> Path:
     """Copy what a finished run of ``study`` in ``workdir`` shows into the evidence folder ``out``.
 
     ``command`` is the exact command that ran; ``device`` names the machine (GPU, driver, CUDA and
     torch versions), by default the one this process sees (:func:`device_description`). Per-model
     tables (:data:`PER_MODEL`) keep the names of their jobs (pack and block, regime and replicate).
+    ``blocks`` (mislabel only) keeps the populations and job times of those replicate blocks
+    alone, so that blocks trained one after another in one working directory (a GPU window that
+    adds blocks while its time lasts) each leave a folder of their own.
     """
     workdir, out = Path(workdir), Path(out)
     results = workdir / "results"
@@ -148,8 +159,13 @@ def write_evidence(study: str, workdir: str | Path, out: str | Path, *, command:
     if study not in PER_MODEL:
         raise ValueError(f"evidence folders cover the studies {sorted(PER_MODEL)}; got {study!r}")
     tables = sorted(p for pattern in PER_MODEL[study] for p in workdir.glob(pattern))
+    if blocks and study != "mislabel":
+        raise ValueError(f"blocks select replicate blocks of the mislabel study; got study {study!r}")
+    if blocks:  # networks/PAIR/rNNN/metrics.parquet
+        tables = [t for t in tables if _in_blocks(int(t.parent.name.removeprefix("r")), blocks)]
     if not tables:
-        raise FileNotFoundError(f"no per-model tables of the {study} study under {workdir} ({PER_MODEL[study]})")
+        raise FileNotFoundError(f"no per-model tables of the {study} study under {workdir} ({PER_MODEL[study]}"
+                                + (f", blocks {list(blocks)})" if blocks else ")"))
     (out / "per_model").mkdir(parents=True, exist_ok=True)
     if study == "mislabel":  # one file per network would be thousands: one table of them all
         frame = combine_tables([pd.read_parquet(t) for t in tables])
@@ -167,6 +183,8 @@ def write_evidence(study: str, workdir: str | Path, out: str | Path, *, command:
             shutil.copyfile(figure, out / "figures" / figure.name)
     shutil.copyfile(results / "config.yaml", out / "config.yaml")
     times = _benchmarks(workdir, study)
+    if blocks:  # train_population/PACK/rFIRST-LAST: the jobs whose replicates lie in the blocks
+        times = times[[_in_blocks(block_replicates(job.rsplit("/", 1)[-1]), blocks) for job in times["job"]]]
     lines = [
         f"# {out.name}",
         "",
@@ -176,6 +194,8 @@ def write_evidence(study: str, workdir: str | Path, out: str | Path, *, command:
         f"- device: {device or device_description()}",
         f"- host Python {platform.python_version()}",
         f"- wall time of the run: {wall_seconds:.1f} s" if wall_seconds is not None else "- wall time: not recorded",
+        *([f"- replicate blocks: {', '.join(blocks)} (this run's other blocks have folders of their own)"]
+          if blocks else []),
         (f"- per-model tables: {len(tables)} networks in `per_model/` (rebuild the tables and figures on a CPU: "
          f"`python -m nnprobe.evidence rebuild --study {study} --to OUT {out}`)" if study in NETWORK_KEYS else
          f"- per-model tables: {len(tables)} files in `per_model/` (the run's own tables; rebuilding from "
@@ -251,6 +271,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     w.add_argument("--device", help="GPU, driver, CUDA and torch versions (default: the ones this process sees)")
     w.add_argument("--wall-seconds", type=float, help="the wall time of the whole run")
     w.add_argument("--notes", default="", help="a paragraph for the README: what this run is, what it is not")
+    w.add_argument("--block", action="append", default=[], help="mislabel: only this replicate block (repeatable)")
     r = sub.add_parser("rebuild", help="the study's tables and figures from evidence folders")
     r.add_argument("--study", default="mislabel", choices=sorted(NETWORK_KEYS))
     r.add_argument("--to", required=True, help="where the tables and figures go")
@@ -259,7 +280,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     if args.action == "write":
         write_evidence(args.study, args.workdir, args.to, command=args.command, device=args.device,
-                       wall_seconds=args.wall_seconds, notes=args.notes)
+                       wall_seconds=args.wall_seconds, notes=args.notes, blocks=args.block)
     else:
         rebuild(args.study, args.folders, args.to)
 

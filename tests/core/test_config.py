@@ -64,3 +64,18 @@ def test_errors_name_key_value_and_what_is_allowed(config, expected):
 def test_all_errors_are_reported_at_once():
     errors = config_errors({"bogus": 1, "mislabel": {"fraction": 0}}, SCHEMA)
     assert len(errors) == 2
+
+
+def test_a_replaced_key_fails_naming_the_key_that_replaced_it():
+    """noise.train.bf16 became noise.train.precision, the engine's vocabulary of every study."""
+    with pytest.raises(ConfigError) as info:
+        check_config({"noise": {"train": {"bf16": True, "epochs": 3}}}, SCHEMA)
+    message = str(info.value)
+    assert "config key noise.train.bf16 (True) was replaced: use noise.train.precision" in message
+    assert "bf16: true is precision: bf16-mixed, bf16: false is precision: 32-true" in message
+    assert "unknown key" not in message  # said once, as what to write instead
+    with pytest.raises(ConfigError, match=r"(?s)noise\.train\.bf16.*\n  config key train\.epochs"):
+        check_config({"noise": {"train": {"bf16": "false"}}, "train": {"epochs": 0}}, SCHEMA)  # every error at once
+    check_config({"noise": {"train": {"precision": "bf16-mixed"}}}, SCHEMA)
+    with pytest.raises(ConfigError, match=r"noise\.train\.precision: 'bf16' is not allowed; use one of \['32-true'"):
+        check_config({"noise": {"train": {"precision": "bf16"}}}, SCHEMA)

@@ -211,6 +211,33 @@ def test_fit_asks_for_fused_kernels_on_cuda_only(data):
     fit(Spy(nn.Sequential(nn.Flatten(), nn.Linear(64, 3)), images, labels, batch_size=48, order_seed=0),
         TrainOptions(1, progress=False, device="cpu"))
     assert asked == [False]
+    assert training.fused_kernels(torch.device("cuda", 1)) and training.fused_kernels("cuda")  # what fit asks there
+    assert not training.fused_kernels("cpu")
+
+
+def test_a_precision_runs_as_named_on_the_cpu(data, caplog):
+    """bf16-mixed is bf16 autocast on a CPU job too (said in the log); 16-mixed, which Lightning
+    would turn into bf16 there, is refused before anything trains."""
+    seen = []
+
+    class Spy(ClassifierTask):
+        def training_step(self, idx):
+            seen.append(torch.get_autocast_dtype("cpu") if torch.is_autocast_enabled("cpu") else None)
+            return super().training_step(idx)
+
+    images, labels = data
+    task = Spy(nn.Sequential(nn.Flatten(), nn.Linear(64, 3)), images, labels, batch_size=48, order_seed=0)
+    with caplog.at_level(logging.INFO, logger="nnprobe.engine"):
+        fit(task, TrainOptions(1, progress=False, precision="bf16-mixed", name="tiny"))
+    assert seen == [torch.bfloat16] * 2
+    assert all(p.dtype == torch.float32 for p in task.network.parameters())
+    assert "bf16-mixed: bfloat16 autocast on the cpu, float32 weights and optimizer" in caplog.text
+    with pytest.raises(ValueError, match=r"precision 16-mixed \(float16 autocast with loss scaling\) runs on CUDA "
+                                         r"only and this job runs on the cpu: .* bf16-mixed .* or 32-true"):
+        fit(task, TrainOptions(1, progress=False, precision="16-mixed"))
+    assert training.check_precision("16-mixed", "cuda") == ("16-mixed: float16 autocast on the cuda, float32 "
+                                                            "weights and optimizer")
+    assert training.check_precision("64-true", "cpu") == "64-true: 64-bit floats throughout"
 
 
 def test_weight_decay_of_weights_only_exempts_biases():

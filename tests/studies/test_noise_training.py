@@ -12,7 +12,7 @@ import torch
 import yaml
 
 from nnprobe.engines.evaluation import embed
-from nnprobe.engines.training import TrainOptions, fit, one_cycle
+from nnprobe.engines.training import PRECISIONS, TrainOptions, fit, one_cycle
 from nnprobe.models.resnet import resnet18_cifar
 from nnprobe.studies.noise.training import ResNetTask, TrainConfig, augment_batch, binary_subset
 
@@ -25,7 +25,7 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 def train_resnet(model, images, labels, mean, std, config: TrainConfig, seed: int) -> list[dict]:
     """Train ``model`` in place with the recipe on the CPU, as rule noise_train does."""
     task = ResNetTask(model, images, labels, mean, std, config, seed)
-    return fit(task, TrainOptions(epochs=config.epochs, device="cpu", precision=config.precision("cpu"), progress=False))
+    return fit(task, TrainOptions(epochs=config.epochs, device="cpu", precision=config.precision, progress=False))
 
 
 def test_one_cycle_schedule():
@@ -87,6 +87,9 @@ def test_schema_train_keys_are_the_recipe():
     for key, spec in train.items():
         assert spec["default"] == fields[key], key
         assert spec.get("description"), key
+    assert train["precision"]["enum"] == list(PRECISIONS)  # the engine's vocabulary, as train.precision
+    with pytest.raises(ValueError, match=r"noise\.train\.precision must be one of .*got 'bf16'"):
+        TrainConfig(precision="bf16")
 
 
 # --------------------------------------------------------------------------- two-class subsets

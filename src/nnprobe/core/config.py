@@ -5,13 +5,23 @@ Used by ``rules/common.smk`` before Snakemake's ``validate`` fills the schema's 
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Mapping
 from typing import Any
 
 import jsonschema
 import yaml
 
-__all__ = ["ConfigError", "coerce_strings", "config_errors", "check_config"]
+__all__ = ["ConfigError", "RENAMED_KEYS", "coerce_strings", "config_errors", "renamed_key_errors", "check_config"]
+
+#: Keys that were replaced, and what to write instead: a config that still has one fails with
+#: this sentence (not as an unknown key), so a user knows the new key at once.
+RENAMED_KEYS = {
+    "noise.train.bf16": (
+        "noise.train.precision, in the engine's names as train.precision ('32-true', '64-true', 'bf16-mixed', "
+        "'16-mixed'): bf16: true is precision: bf16-mixed, bf16: false is precision: 32-true"
+    ),
+}
 
 
 class ConfigError(ValueError):
@@ -76,9 +86,35 @@ def config_errors(config: Mapping[str, Any], schema: Mapping[str, Any]) -> list[
     return [_describe(e) for e in sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))]
 
 
+def _section(config: Mapping[str, Any], dotted: str) -> tuple[Any, str]:
+    """The mapping that holds the last part of ``dotted`` (None where a parent is missing), and that part."""
+    *parents, last = dotted.split(".")
+    section: Any = config
+    for part in parents:
+        section = section.get(part) if isinstance(section, Mapping) else None
+    return (section if isinstance(section, Mapping) else None), last
+
+
+def renamed_key_errors(config: Mapping[str, Any]) -> list[str]:
+    """One sentence for every replaced key (:data:`RENAMED_KEYS`) that ``config`` still sets."""
+    errors = []
+    for dotted, instead in RENAMED_KEYS.items():
+        section, last = _section(config, dotted)
+        if section is not None and last in section:
+            errors.append(f"config key {dotted} ({section[last]!r}) was replaced: use {instead}")
+    return errors
+
+
 def check_config(config: dict, schema: Mapping[str, Any]) -> None:
-    """Coerce command-line strings, then raise :class:`ConfigError` listing every problem."""
+    """Coerce command-line strings, then raise :class:`ConfigError` listing every problem (a
+    replaced key by the key that replaced it)."""
     coerce_strings(config, schema)
-    errors = config_errors(config, schema)
+    errors = renamed_key_errors(config)
+    rest = copy.deepcopy(config)
+    for dotted in RENAMED_KEYS:
+        section, last = _section(rest, dotted)
+        if section is not None:
+            section.pop(last, None)
+    errors += config_errors(rest, schema)
     if errors:
         raise ConfigError("invalid configuration:\n  " + "\n  ".join(errors))

@@ -13,6 +13,8 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .training import autocast_dtype
+
 __all__ = ["to_unit", "normalize_images", "network_logits", "predict", "accuracy", "error_rate", "logit_accuracy", "embed"]
 
 
@@ -89,7 +91,7 @@ def embed(
     std: Sequence[float],
     device: torch.device | str = "cpu",
     batch_size: int = 1000,
-    bf16: bool = False,
+    precision: str = "32-true",
     channels_last: bool = False,
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Penultimate features ``phi(x)`` and logits ``W phi(x) + b`` of every image, float32 on the CPU.
@@ -98,17 +100,22 @@ def embed(
     ``KerasCNN.penultimate``) and ``head`` is the last linear layer. The head is applied in
     float32 to the float32 features, so ``logits == features @ W.T + b`` holds to rounding
     (the bias split of the noise study relies on it). ``images`` are uint8 or float on the
-    [0, 1] scale. The modules must already be on ``device`` and in eval mode.
+    [0, 1] scale. The modules must already be on ``device`` and in eval mode. ``precision``
+    (the engine's names) is what the features are computed in, on any device: the autocast
+    of a mixed precision, or the dtype of ``head`` (float64 after ``64-true`` training);
+    ``channels_last`` feeds the network channels-last batches.
     """
     device = torch.device(device)
+    autocast = autocast_dtype(precision)
     images = torch.as_tensor(images)
     mean_t = torch.as_tensor(mean, dtype=torch.float32, device=device)
     std_t = torch.as_tensor(std, dtype=torch.float32, device=device)
-    memory_format = torch.channels_last if channels_last and device.type == "cuda" else torch.contiguous_format
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
     feats, logits = [], []
     for start in range(0, images.shape[0], batch_size):
-        x = normalize_images(images[start : start + batch_size].to(device), mean_t, std_t).contiguous(memory_format=memory_format)
-        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16 and device.type == "cuda"):
+        x = normalize_images(images[start : start + batch_size].to(device), mean_t, std_t)
+        x = x.to(head.weight.dtype).contiguous(memory_format=memory_format)
+        with torch.autocast(device.type, dtype=autocast or torch.bfloat16, enabled=autocast is not None):
             phi = features(x)
         phi = phi.float()
         feats.append(phi.cpu())

@@ -6,7 +6,8 @@ mirror a LightningModule's (``configure_optimizers``, ``train_batches``, ``train
 :func:`fit` says *how*, once for all of them:
 
 * device and precision through one Fabric (:func:`make_fabric`: ``32-true``, ``64-true``,
-  ``bf16-mixed``, ``16-mixed``), fused Adam on CUDA, a determinism switch;
+  ``bf16-mixed``, ``16-mixed``, the one precision vocabulary of every study, meaning the same
+  on every device: see :data:`PRECISIONS`), fused Adam on CUDA, a determinism switch;
 * the loop: ``zero_grad``, Fabric's ``backward``, the optimizer and a per-step learning-rate
   schedule, with the epoch's loss and accuracy summed on the device (one host synchronisation
   per epoch);
@@ -53,6 +54,9 @@ _USER_NVML_CHECK = None if "lightning_fabric" in sys.modules else os.environ.get
 
 __all__ = [
     "PRECISIONS",
+    "autocast_dtype",
+    "check_precision",
+    "fused_kernels",
     "TrainOptions",
     "OptimizerSpec",
     "Step",
@@ -68,7 +72,13 @@ __all__ = [
 
 log = logging.getLogger("nnprobe.engine")
 
+#: Every study's precision keys (``train.precision``, ``noise.train.precision``) take these, Lightning's
+#: names: float32, float64, bf16 autocast (float32 weights and optimizer) and float16 autocast with
+#: loss scaling. A precision runs as named on every device: ``bf16-mixed`` is bf16 autocast on a
+#: CPU too (fast on CPUs with native bf16, AVX512-BF16 or AMX; slow elsewhere), and ``16-mixed``,
+#: which Lightning would quietly turn into bf16 on a CPU, is refused there (:func:`check_precision`).
 PRECISIONS = ("32-true", "64-true", "bf16-mixed", "16-mixed")
+_AUTOCAST = {"bf16-mixed": torch.bfloat16, "16-mixed": torch.float16}
 CHECKPOINT = "last.ckpt"
 
 
@@ -145,6 +155,35 @@ class OptimizerSpec:
             raise ValueError(f"optimizer must be 'adam' or 'sgd', got {self.name!r}")
         if not self.lr > 0:
             raise ValueError(f"learning rate must be > 0, got {self.lr}")
+
+
+def autocast_dtype(precision: str) -> torch.dtype | None:
+    """The autocast dtype of a mixed ``precision`` (bf16, float16), None for a true one."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {PRECISIONS}, got {precision!r}")
+    return _AUTOCAST.get(precision)
+
+
+def check_precision(precision: str, device: torch.device | str) -> str:
+    """What ``precision`` computes on ``device``, in words for the job's log; raises where it cannot run.
+
+    ``16-mixed`` (float16 autocast with loss scaling) needs CUDA: on a CPU Lightning would run
+    bf16 instead, which is another result, so it is refused with the alternatives.
+    """
+    dtype, kind = autocast_dtype(precision), torch.device(device).type
+    if precision == "16-mixed" and kind != "cuda":
+        raise ValueError(f"precision 16-mixed (float16 autocast with loss scaling) runs on CUDA only and this job "
+                         f"runs on the {kind}: set the study's precision key to bf16-mixed (bf16 autocast, on any "
+                         "device) or 32-true")
+    if dtype is None:
+        return f"{precision}: {precision[:2]}-bit floats throughout"
+    return (f"{precision}: {str(dtype).removeprefix('torch.')} autocast on the {kind}, float32 weights and optimizer"
+            + (" (fast only on CPUs with native bf16: AVX512-BF16 or AMX)" if kind == "cpu" else ""))
+
+
+def fused_kernels(device: torch.device | str) -> bool:
+    """Whether a job on ``device`` asks for torch's fused optimizer kernels: on CUDA, and only there."""
+    return torch.device(device).type == "cuda"
 
 
 def make_optimizer(params: Sequence[torch.Tensor], spec: OptimizerSpec, fused: bool = False) -> torch.optim.Optimizer:
@@ -263,6 +302,7 @@ def make_fabric(options: TrainOptions):
     """
     from lightning_fabric import Fabric
 
+    check_precision(options.precision, options.device)
     if _USER_NVML_CHECK is None:
         os.environ.pop("PYTORCH_NVML_BASED_CUDA_CHECK", None)
     device = torch.device(options.device)
@@ -371,9 +411,9 @@ def fit(task: TrainingTask, options: TrainOptions) -> list[dict]:
     device = torch.device(options.device)
     fabric = make_fabric(options)
     fabric.setup_module(task)  # moves the task (network and data) to the device, converts for 64-true
-    log.info("%s: %s%s", options.name, runtime_summary(device, options.precision),
-             ", deterministic algorithms" if options.deterministic else "")
-    configured = task.configure_optimizers(fused=device.type == "cuda", epochs=options.epochs)
+    log.info("%s: %s%s; %s", options.name, runtime_summary(device, options.precision),
+             ", deterministic algorithms" if options.deterministic else "", check_precision(options.precision, device))
+    configured = task.configure_optimizers(fused=fused_kernels(device), epochs=options.epochs)
     optimizer, schedule = configured if isinstance(configured, tuple) else (configured, None)
     wrapped = fabric.setup_optimizers(optimizer)
 

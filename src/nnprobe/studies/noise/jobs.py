@@ -59,18 +59,17 @@ def train_resnet(train_path: str, test_path: str, outputs: Mapping[str, str], *,
     log.info("task %s seed %d (run seed %d): %d training images %s, classes %s, %d parameters, %s",
              task, seed_index, run_seed, len(labels), images.shape[1:], output_names, count_parameters(model), config)
     options = TrainOptions.from_config(
-        engine, checkpoint_dir=checkpoints, epochs=config.epochs, device=device, precision=config.precision(device),
+        engine, checkpoint_dir=checkpoints, epochs=config.epochs, device=device, precision=config.precision,
         history=Path(outputs["history"]), name=f"resnet18 {task} seed {seed_index}",
         fingerprint={"data": sha256_file(train_path), "task": task, "seed": run_seed, "width": width, **dict(train)},
     )
     started = time.perf_counter()
-    fit(ResNetTask(model, images, labels, mean, std, config, run_seed, channels_last=config.channels_last),
-        options)
+    fit(ResNetTask(model, images, labels, mean, std, config, run_seed, channels_last=config.channels_last), options)
     seconds = time.perf_counter() - started
 
     def predict(images_u8: np.ndarray) -> torch.Tensor:
-        logits, _ = embed(model.features, model.fc, images_u8, mean, std, device, bf16=config.bf16,
-                          channels_last=config.channels_last)
+        logits, _ = embed(model.features, model.fc, images_u8, mean, std, device,
+                          precision=config.precision, channels_last=config.channels_last)
         return logits
 
     logits = predict(test_images)

@@ -2,8 +2,9 @@
 
 Recipe (:class:`ResNetTask`): SGD with Nesterov momentum, a one-cycle learning-rate schedule
 (linear warm-up, linear decay to zero; Smith & Topin 2019), label smoothing (Szegedy et al.
-2016), weight decay on convolution and linear weights only, bf16 autocast and channels-last
-memory on CUDA. The training images live on the device as uint8; augmentation (random crop of
+2016), weight decay on convolution and linear weights only, a precision of the engine's
+vocabulary (``bf16-mixed`` for the GPU recipe; it means the same on a CPU) and channels-last
+memory, on whatever device the job has. The training images live on the device as uint8; augmentation (random crop of
 the 4-pixel zero-padded image, horizontal flip) is drawn on the device from the epoch's own
 generator, so there is no DataLoader in the hot loop and a run is determined by its seed. The
 last incomplete batch of an epoch is dropped (fixed shapes for torch.compile, no BatchNorm
@@ -22,7 +23,7 @@ from torch.nn import functional as F
 
 from ...engines.classifier import ClassifierTask
 from ...engines.evaluation import normalize_images
-from ...engines.training import OptimizerSpec
+from ...engines.training import PRECISIONS, OptimizerSpec
 
 __all__ = ["TrainConfig", "augment_batch", "ResNetTask", "binary_subset"]
 
@@ -41,13 +42,13 @@ class TrainConfig:
     warmup_fraction: float = 0.25
     crop_padding: int = 4
     flip: bool = True
-    bf16: bool = True
+    precision: str = "32-true"
     channels_last: bool = True
     compile: bool = False
 
-    def precision(self, device: torch.device) -> str:
-        """bf16 autocast on CUDA when asked; float32 on the CPU (where bf16 is slow)."""
-        return "bf16-mixed" if self.bf16 and torch.device(device).type == "cuda" else "32-true"
+    def __post_init__(self) -> None:
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"config key noise.train.precision must be one of {PRECISIONS}, got {self.precision!r}")
 
 
 def augment_batch(padded: torch.Tensor, idx: torch.Tensor, offsets: torch.Tensor, flips: torch.Tensor,
@@ -103,7 +104,8 @@ class ResNetTask(ClassifierTask):
         offsets = torch.randint(0, 2 * self.padding + 1, (len(idx), 2), generator=self.generator, device=device)
         flips = torch.rand(len(idx), generator=self.generator, device=device) < (0.5 if self.flip else 0.0)
         x = augment_batch(self.images, idx, offsets, flips, self.size)
-        return normalize_images(x, self.mean, self.std).contiguous(memory_format=self.memory_format), self.labels[idx]
+        x = normalize_images(x, self.mean, self.std).to(self.dtype)  # float64 under 64-true
+        return x.contiguous(memory_format=self.memory_format), self.labels[idx]
 
 
 def binary_subset(images: np.ndarray, labels: np.ndarray, classes: Sequence[str],
