@@ -48,13 +48,14 @@ log = logging.getLogger("nnprobe.evidence")
 NETWORK_KEYS = {"mislabel": ["seed", "dataset", "model", "train", "mislabel.fraction"]}
 #: Where a study's per-model tables lie in a run's working directory: the mislabel populations'
 #: metrics; the adversarial study's tables (one row per network or attacked model) and the
-#: record of every adversarially trained network.
+#: record and training log of every adversarially trained network.
 PER_MODEL = {"mislabel": ["results/mislabel/populations/*/*/metrics.parquet"],
-             "adversarial": ["results/adversarial/tables/*.parquet", "results/adversarial/training/*/*.json"]}
+             "adversarial": ["results/adversarial/tables/*.parquet", "results/adversarial/training/*/*.json",
+                             "results/adversarial/training/*/*.monitor.parquet"]}
 KEY_FIGURES = {"mislabel": ["t_heatmap_confused_vs_clean", "information_heatmap_delta_logloss_bits",
                             "accuracy_by_pair", "class_dendrogram"],
-               "adversarial": ["distortion", "examples", "cross_model", "cross_training_set",
-                               "adversarial_training", "units"]}
+               "adversarial": ["distortion", "examples", "cross_model", "cross_training_set", "magnification",
+                               "adversarial_training", "adversarial_training_monitor", "units"]}
 INFORMATION_VALUES = ("delta_logloss_bits", "kl_bits")
 
 
