@@ -419,7 +419,7 @@ def edited(path: Path):
         os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
 
 
-TRAINING_RULES = {"train_population": 5, "train_zoo_model": 7, "adversarial_training": 6, "noise_train": 4,
+TRAINING_RULES = {"train_population": 5, "train_zoo_model": 7, "adversarial_training": 14, "noise_train": 4,
                   "visualize_train": 4}
 MISLABEL_REPORTS = {"collect_metrics": 1, "welch_table": 3, "information_table": 3, "t_heatmap": 3,
                     "information_heatmap": 2, "accuracy_by_pair": 1, "class_dendrogram": 1}
