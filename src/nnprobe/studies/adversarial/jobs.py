@@ -1,24 +1,25 @@
 """The jobs of the adversarial study, one function per rule: read the rule's inputs, call the
 study's science, write its outputs. ``scripts/adversarial/<rule>.py`` adapts Snakemake to them.
 
-MNIST -> the zoo (all of MNIST, P1, P2) -> minimal adversarial examples per model -> zoo,
-cross-model and cross-training-set tables -> figures; units. The adversarial-training job is
-:func:`nnprobe.studies.adversarial.regimes.adversarial_training` (apart, so that a change to a
-training regime reruns its networks and not the attacks).
+MNIST -> the zoo (all of MNIST, P1, P2) -> minimal adversarial examples per model; units. The
+transfer tables' jobs are :mod:`nnprobe.studies.adversarial.transfer_jobs` and the
+adversarial-training job :func:`nnprobe.studies.adversarial.regimes.adversarial_training`: apart,
+so that a change to a table or a training regime reruns its own jobs and never the zoo or its
+attacks (a rule's code inputs are the modules its script imports).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from ...core.io import read_json, sha256_file, write_json, write_npz, write_tables
+from ...core.io import sha256_file, write_json, write_npz
 from ...core.seeds import derive_seed, seeded_subset
 from ...core.splits import load_split
 from ...core.weights import save_weights
@@ -28,13 +29,12 @@ from ...models import load_model
 from ...stats import at_chance
 from .attacks import attack_record, random_wrong_labels
 from .design import p1_p2_split, unit_pixels
-from .records import adversarial_rows, attack_counts, load_examples, nearest_distortions
+from .records import adversarial_rows, attack_counts, nearest_distortions
 from .training import train_zoo_model
-from .transfer import cross_model_table, cross_training_set_tables, magnification_curve, rates_with_intervals
 from .units import unit_image_rows
 from .zoo import zoo_architecture
 
-__all__ = ["attack_zoo", "cross_model", "cross_training_set", "train_zoo", "unit_inspection"]
+__all__ = ["attack_zoo", "train_zoo", "unit_inspection"]
 
 log = logging.getLogger("nnprobe.adversarial")
 
@@ -146,43 +146,6 @@ def attack_zoo(weights: str, images_path: str, output: str, *, seed: int, attack
                  name, near.mean() if near.size else float("nan"), near.size, record["nearest_seconds"])
     write_npz({"index": index, "split": np.array(Path(images_path).stem), "label": labels, **record}, output,
               compressed=True)
-
-
-def cross_model(weights: Sequence[str], examples: Sequence[str], images_path: str, stem: str, *,
-                names: Sequence[str], noise_std: Sequence[float], clipping: str, seed: int,
-                device: torch.device) -> None:
-    """Table 2: every model's examples (and the clean images, Gaussian noise, unclipped, clipped or
-    both by ``clipping``) fed to every model; ``images_path`` is the split the models were attacked on."""
-    split = load_split(images_path)
-    loaded = {name: load_examples(path) for name, path in zip(names, examples, strict=True)}
-    index = next(iter(loaded.values()))["index"]
-    clean = unit_pixels(split.images[index], device)
-    labels = torch.from_numpy(split.labels[index]).to(device)
-    models = {name: load_model(w, device)[0] for name, w in zip(names, weights, strict=True)}
-    table = cross_model_table(models, loaded, clean, labels, noise_std, seed, clipping)
-    log.info("\n%s", table.to_string(index=False))
-    write_tables(table, stem, markdown=rates_with_intervals(table))
-
-
-def cross_training_set(weights: Sequence[str], metrics: Sequence[str], examples: Sequence[str], test_path: str,
-                       stems: Sequence[str], *, models: Sequence[Sequence[str]], noise_std: Sequence[float],
-                       magnify_rms: float, curve_rms: Sequence[float], clipping: str, seed: int,
-                       device: torch.device) -> None:
-    """Tables 3 and 4: the models of P1 and P2, and their examples (as made, magnified) and noise on
-    each; then the transfer of every model's examples magnified to each of ``curve_rms`` (unclipped)."""
-    test = load_split(test_path)
-    display = [f"{name} ({trainset.upper()})" for name, trainset in models]
-    nets = {label: load_model(w, device)[0] for label, w in zip(display, weights, strict=True)}
-    records = {label: read_json(p) for label, p in zip(display, metrics, strict=True)}
-    loaded = {label: load_examples(p) for label, p in zip(display, examples, strict=True)}
-    models_table, matrix = cross_training_set_tables(nets, records, loaded, test.images, test.labels, noise_std,
-                                                     magnify_rms, seed, device, clipping)
-    curve = magnification_curve(nets, loaded, test.images, curve_rms, device)
-    log.info("\n%s\n\n%s\n\n%s", models_table.to_string(index=False), matrix.to_string(index=False),
-             curve.to_string(index=False))
-    write_tables(models_table, stems[0])
-    write_tables(matrix, stems[1], markdown=rates_with_intervals(matrix))
-    write_tables(curve, stems[2])
 
 
 def unit_inspection(weights: str, test_path: str, output: str, *, seed: int, units: Mapping[str, Any],
