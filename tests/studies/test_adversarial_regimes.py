@@ -51,7 +51,7 @@ def test_every_regime_reads_its_own_keys():
     common = {"batch_size", "lr", "schedule", "decay_normalization", "epochs", "monitor_images"}
     assert set(regime_settings(adversarial, "weight_decay")) == common
     dropout = regime_settings(adversarial, "dropout")
-    assert dropout["epochs"] == 7 and dropout["dropout"] == [0.2, 0.5]
+    assert dropout["epochs"] == 7 and dropout["dropout"] == [0.1, 0.25]
     first = regime_settings(adversarial, "adversarial_pool")
     assert first["max_distortion"] is None and not first["recompute"]
     assert (first["pool_size"], first["refresh_every"], first["refresh_size"], first["pool_fraction"]) == (2000, 100,
