@@ -8,6 +8,7 @@ One JSON line per run goes to ``--out``, the monitor log beside it.
 
     python bench/adversarial_training_pilots.py --regime dropout --set 'dropout=[0.1, 0.25]' --epochs 100
     python bench/adversarial_training_pilots.py --regime gradient_sign --set 'gradient_sign.epsilon=0.2'
+    python bench/adversarial_training_pilots.py --summary     # the runs so far, as a Markdown table
 
 Needs ``results/adversarial/data/train.npz`` (rule prepare_adversarial_dataset of the paper config).
 """
@@ -54,9 +55,20 @@ def paper_config(overrides: list[str]) -> dict:
     return config["adversarial"]
 
 
+def summary(path: Path) -> str:
+    """The runs recorded in ``path``, one row each, errors in percent."""
+    runs = pd.DataFrame([json.loads(line) for line in path.read_text().splitlines() if line.strip()])
+    table = pd.DataFrame({"run": runs["name"], "seed": runs["seed"], "epochs": runs["epochs"],
+                          "training error (%)": (100 * runs["train_error"]).round(2),
+                          "validation error (%)": (100 * runs["validation_error"]).round(2),
+                          "seconds": runs["seconds"].round(0).astype(int)})
+    return table.to_markdown(index=False)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--regime", choices=REGIMES, required=True)
+    parser.add_argument("--regime", choices=REGIMES)
+    parser.add_argument("--summary", action="store_true", help="print the runs of --out as a Markdown table")
     parser.add_argument("--set", action="append", default=[], help="KEY=JSON under adversarial_training")
     parser.add_argument("--epochs", type=int, help="override the regime's epochs")
     parser.add_argument("--seed", type=int, default=0, help="replicate")
@@ -64,6 +76,11 @@ def main() -> None:
     parser.add_argument("--data", default=str(REPO / "results" / "adversarial" / "data" / "train.npz"))
     parser.add_argument("--out", default=str(REPO / "results" / "pilots" / "pilots.jsonl"))
     args = parser.parse_args()
+    if args.summary:
+        print(summary(Path(args.out)))
+        return
+    if args.regime is None:
+        parser.error("--regime is required (or --summary)")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.set_num_threads(1)
 
