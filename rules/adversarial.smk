@@ -137,6 +137,7 @@ rule cross_model_table:
     params:
         names=[ZOO_NAMES[s] for s in ZOO_SLUGS],
         noise_std=ADV["noise_std"],
+        clipping=ADV["control_clipping"],
         seed=config["seed"],
     script:
         "../scripts/adversarial/cross_model_table.py"
@@ -168,6 +169,15 @@ rule cross_training_set_tables:
             labels={"table": "cross-training-set transfer"},
         ),
         matrix_md="results/adversarial/tables/cross_training_set.md",
+        curve_parquet="results/adversarial/tables/cross_training_set_magnification.parquet",
+        curve_csv=report(
+            "results/adversarial/tables/cross_training_set_magnification.csv",
+            caption="../report/table_magnification.rst",
+            category="Adversarial study",
+            subcategory="Tables",
+            labels={"table": "transfer as examples are magnified"},
+        ),
+        curve_md="results/adversarial/tables/cross_training_set_magnification.md",
     log:
         "results/logs/adversarial/cross_training_set_tables.log",
     conda:
@@ -177,10 +187,49 @@ rule cross_training_set_tables:
     params:
         models=CROSS_TRAINING_SET,
         noise_std=ADV["cross_training_set"]["noise_std"],
-        rescale_rms=ADV["cross_training_set"]["rescale_rms"],
+        magnify_rms=ADV["cross_training_set"]["magnify_rms"],
+        curve_rms=ADV["cross_training_set"]["curve_rms"],
+        clipping=ADV["control_clipping"],
         seed=config["seed"],
     script:
         "../scripts/adversarial/cross_training_set_tables.py"
+
+
+rule paper_comparison:
+    input:
+        zoo="results/adversarial/tables/zoo.parquet",
+        cross_model="results/adversarial/tables/cross_model.parquet",
+        cts_models="results/adversarial/tables/cross_training_set_models.parquet",
+        cts_matrix="results/adversarial/tables/cross_training_set.parquet",
+        code=code("adversarial/paper_comparison.py"),
+    output:
+        parquet="results/adversarial/tables/paper_comparison.parquet",
+        csv=report(
+            "results/adversarial/tables/paper_comparison.csv",
+            caption="../report/table_paper_comparison.rst",
+            category="Adversarial study",
+            subcategory="Tables",
+            labels={"table": "ours beside the paper"},
+        ),
+        md="results/adversarial/tables/paper_comparison.md",
+        counts_parquet="results/adversarial/tables/paper_comparison_counts.parquet",
+        counts_csv=report(
+            "results/adversarial/tables/paper_comparison_counts.csv",
+            caption="../report/table_paper_comparison.rst",
+            category="Adversarial study",
+            subcategory="Tables",
+            labels={"table": "cells within tolerance"},
+        ),
+        counts_md="results/adversarial/tables/paper_comparison_counts.md",
+    log:
+        "results/logs/adversarial/paper_comparison.log",
+    localrule: True
+    conda:
+        "../envs/analysis.yaml"
+    resources:
+        **cpu_job(mem_mb=2000, minutes=5),
+    script:
+        "../scripts/adversarial/paper_comparison.py"
 
 
 rule error_matrix_heatmap:
@@ -204,6 +253,29 @@ rule error_matrix_heatmap:
         **cpu_job(mem_mb=2000, minutes=5),
     script:
         "../scripts/adversarial/error_matrix_heatmap.py"
+
+
+rule magnification_figure:
+    input:
+        table="results/adversarial/tables/cross_training_set_magnification.parquet",
+        code=code("adversarial/magnification_figure.py"),
+    output:
+        pdf="results/adversarial/figures/magnification.pdf",
+        png=report(
+            "results/adversarial/figures/magnification.png",
+            caption="../report/adversarial_magnification.rst",
+            category="Adversarial study",
+            labels={"figure": "transfer as examples are magnified"},
+        ),
+    log:
+        "results/logs/adversarial/magnification_figure.log",
+    localrule: True
+    conda:
+        "../envs/analysis.yaml"
+    resources:
+        **cpu_job(mem_mb=2000, minutes=5),
+    script:
+        "../scripts/adversarial/magnification_figure.py"
 
 
 rule distortion_figure:
@@ -266,7 +338,8 @@ rule adversarial_training:
         test="results/adversarial/data/test.npz",
         code=code("adversarial/adversarial_training.py"),
     output:
-        "results/adversarial/training/{regime}/{replicate}.json",
+        record="results/adversarial/training/{regime}/{replicate}.json",
+        monitor="results/adversarial/training/{regime}/{replicate}.monitor.parquet",
     log:
         "results/logs/adversarial/adversarial_training/{regime}/{replicate}.log",
     benchmark:
@@ -277,16 +350,8 @@ rule adversarial_training:
         **gpu_job(),
     params:
         seed=config["seed"],
-        settings={
-            key: ADV[key]
-            for key in (
-                "batch_size",
-                "lr",
-                "schedule",
-                "decay_normalization",
-                "adversarial_training",
-            )
-        },
+        # Only the keys this regime reads: another regime's keys never retrain it.
+        settings=lambda wildcards: regime_settings(ADV, wildcards.regime),
         checkpoints="results/checkpoints/adversarial/training/{regime}/{replicate}",
     script:
         "../scripts/adversarial/adversarial_training.py"
@@ -296,6 +361,11 @@ rule adversarial_training_table:
     input:
         results=expand(
             "results/adversarial/training/{regime}/{replicate}.json",
+            regime=REGIMES,
+            replicate=range(ADV["adversarial_training"]["replicates"]),
+        ),
+        monitors=expand(
+            "results/adversarial/training/{regime}/{replicate}.monitor.parquet",
             regime=REGIMES,
             replicate=range(ADV["adversarial_training"]["replicates"]),
         ),
@@ -316,6 +386,13 @@ rule adversarial_training_table:
             caption="../report/adversarial_training.rst",
             category="Adversarial study",
             labels={"figure": "adversarial training"},
+        ),
+        monitor_pdf="results/adversarial/figures/adversarial_training_monitor.pdf",
+        monitor_png=report(
+            "results/adversarial/figures/adversarial_training_monitor.png",
+            caption="../report/adversarial_training_monitor.rst",
+            category="Adversarial study",
+            labels={"figure": "adversarial training as it trains"},
         ),
     log:
         "results/logs/adversarial/adversarial_training_table.log",

@@ -11,6 +11,7 @@ sys.path.insert(0, os.path.join(workflow.basedir, "src"))
 from nnprobe.core.checks import check_prepared_data, resolve_num_classes
 from nnprobe.core.config import check_config
 from nnprobe.core.provenance import imported_package_files
+from nnprobe.studies.adversarial.plan import regime_settings
 from nnprobe.core.naming import (
     BASELINE,
     TORCHVISION_RAW_FILES,
@@ -199,8 +200,17 @@ CROSS_TRAINING_SET = [
 ZOO_NAMES = {zoo_slug(n): n for n in ADV["models"] + [n for n, _ in CROSS_TRAINING_SET]}
 ZOO_SLUGS = [zoo_slug(n) for n in ADV["models"]]
 CTS_FILES = [f"{trainset}/{zoo_slug(n)}" for n, trainset in CROSS_TRAINING_SET]
-REGIMES = ["weight_decay", "dropout", "adversarial_pool"]
-ADV_TABLES = ["zoo", "cross_model", "cross_training_set_models", "cross_training_set"]
+# The adversarial-training regimes run (nnprobe.studies.adversarial.plan.REGIMES, in its order).
+REGIMES = ADV["adversarial_training"]["regimes"]
+ADV_TABLES = [
+    "zoo",
+    "cross_model",
+    "cross_training_set_models",
+    "cross_training_set",
+    "cross_training_set_magnification",
+    "paper_comparison",
+    "paper_comparison_counts",
+]
 
 
 def attacked_split(trainset):
@@ -238,9 +248,11 @@ def adversarial_targets():
         name=[
             "cross_model",
             "cross_training_set",
+            "magnification",
             "distortion",
             "examples",
             "adversarial_training",
+            "adversarial_training_monitor",
             "units",
         ],
         ext=["pdf", "png"],

@@ -159,3 +159,44 @@ def test_spearman():
     assert rho == pytest.approx(1.0) and p < 0.05
     assert ns.spearman([1, 2, 3, 4], [4, 3, 2, 1])[0] == pytest.approx(-1.0)
     assert np.isnan(ns.spearman([1, 1, 1], [1, 2, 3])[0])
+
+
+def test_wilson_interval_hand_values_and_edges():
+    # 0.5 of 100 at 95%: centre 0.5, half-width z sqrt(0.25/100 + z^2/40000) / (1 + z^2/100)
+    z = st.norm.ppf(0.975)
+    low, high = ns.wilson_interval(50, 100)
+    half = z * math.sqrt(0.25 / 100 + z * z / 40000) / (1 + z * z / 100)
+    assert float(low) == pytest.approx(0.5 - half, rel=1e-12) and float(high) == pytest.approx(0.5 + half, rel=1e-12)
+    assert (float(low), float(high)) == pytest.approx((0.4038, 0.5962), abs=1e-4)  # the textbook values
+    # 0 of 10 and 10 of 10: inside [0, 1], and not the Wald interval's degenerate [0, 0]
+    low0, high0 = ns.wilson_interval(0, 10)
+    assert float(low0) == 0.0 and float(high0) == pytest.approx(z * z / (10 + z * z), rel=1e-12)
+    low1, high1 = ns.wilson_interval(10, 10)
+    assert float(high1) == 1.0 and float(low1) == pytest.approx(1 - float(high0), rel=1e-12)
+    # element-wise, n = 0 gives NaN, a wider confidence a wider interval
+    lows, highs = ns.wilson_interval(np.array([1, 0]), np.array([4, 0]))
+    assert lows.shape == (2,) and math.isnan(lows[1]) and math.isnan(highs[1])
+    narrow, wide = ns.wilson_interval(30, 100, 0.8), ns.wilson_interval(30, 100, 0.99)
+    assert wide[0] < narrow[0] < 0.3 < narrow[1] < wide[1]
+    with pytest.raises(ValueError, match="successes must lie in"):
+        ns.wilson_interval(5, 4)
+
+
+def test_wilson_interval_covers_at_its_level():
+    rng = np.random.default_rng(0)
+    for p in (0.02, 0.3):
+        k = rng.binomial(200, p, size=4000)
+        low, high = ns.wilson_interval(k, 200)
+        assert 0.93 < np.mean((low <= p) & (p <= high)) < 0.975
+
+
+def test_mean_interval_is_students_t():
+    x = np.array([1.0, 2.0, 4.0])
+    mean, low, high = ns.mean_interval(x)
+    half = st.t.ppf(0.975, 2) * x.std(ddof=1) / math.sqrt(3)
+    assert (mean, low, high) == pytest.approx((7 / 3, 7 / 3 - half, 7 / 3 + half), rel=1e-12)
+    assert ns.mean_interval([1.0, np.nan, 2.0, 4.0]) == pytest.approx((mean, low, high))  # NaNs dropped
+    single = ns.mean_interval([0.5])
+    assert single[0] == 0.5 and math.isnan(single[1]) and math.isnan(single[2])
+    assert all(math.isnan(v) for v in ns.mean_interval([]))
+    assert ns.mean_interval(np.zeros(5)) == (0.0, 0.0, 0.0)

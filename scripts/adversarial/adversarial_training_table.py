@@ -1,4 +1,4 @@
-"""Rule adversarial_training_table: the adversarial-training networks by regime (table, figure)."""
+"""Rule adversarial_training_table: the adversarial-training networks by regime (table, figures)."""
 
 from pathlib import Path
 
@@ -8,4 +8,5 @@ from nnprobe.studies.adversarial.reports import adversarial_training_report
 smk = snakemake  # noqa: F821  (the object Snakemake hands every script)
 with report_job(smk):
     adversarial_training_report(list(smk.input.results), Path(smk.output.tables_parquet).with_suffix(""),
-                                Path(smk.output.pdf).with_suffix(""))
+                                Path(smk.output.pdf).with_suffix(""), list(smk.input.monitors),
+                                Path(smk.output.monitor_pdf).with_suffix(""))

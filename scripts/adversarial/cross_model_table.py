@@ -3,7 +3,7 @@
 from pathlib import Path
 
 from nnprobe.core.devices import network_job
-from nnprobe.studies.adversarial.jobs import cross_model
+from nnprobe.studies.adversarial.transfer_jobs import cross_model
 
 smk = snakemake  # noqa: F821  (the object Snakemake hands every script)
 with network_job(smk) as job:

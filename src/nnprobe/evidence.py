@@ -51,18 +51,19 @@ NETWORK_KEYS = {"mislabel": ["seed", "dataset", "model", "train.epochs", "train.
                              "train.lr", "train.eps", "train.precision", "mislabel.fraction"]}
 #: Where a study's per-model tables lie in a run's working directory: the mislabel networks'
 #: metrics; the adversarial study's tables (one row per network or attacked model) and the
-#: record of every adversarially trained network; the noise study's per-network probe tables and
+#: record and training log of every adversarially trained network; the noise study's per-network probe tables and
 #: training metrics; the visualize study's per-network evaluations and class-wise pattern tables.
 PER_MODEL = {"mislabel": ["results/mislabel/networks/*/*/metrics.parquet"],
-             "adversarial": ["results/adversarial/tables/*.parquet", "results/adversarial/training/*/*.json"],
+             "adversarial": ["results/adversarial/tables/*.parquet", "results/adversarial/training/*/*.json",
+                             "results/adversarial/training/*/*.monitor.parquet"],
              "noise": ["results/noise/probes/*/*/*.parquet", "results/noise/probes/*/*.parquet",
                        "results/noise/models/*/*/metrics.json", "results/noise/models/*/*/history.csv"],
              "visualize": ["results/visualize/models/*/metrics.parquet", "results/visualize/models/*/history.csv",
                            "results/visualize/patterns/*.parquet"]}
 KEY_FIGURES = {"mislabel": ["t_heatmap_confused_vs_clean", "information_heatmap_delta_logloss_bits",
                             "accuracy_by_pair", "class_dendrogram"],
-               "adversarial": ["distortion", "examples", "cross_model", "cross_training_set",
-                               "adversarial_training", "units"],
+               "adversarial": ["distortion", "examples", "cross_model", "cross_training_set", "magnification",
+                               "adversarial_training", "adversarial_training_monitor", "units"],
                "noise": ["predicted_classes_resnet18", "predicted_classes_keras_cnn", "mst_gaussian",
                          "distance_to_noise", "binary", "auroc", "clutter"],
                "visualize": ["robustness", "class_patterns", "activation_maximization_natural",

@@ -68,6 +68,7 @@ def test_the_config_defaults_are_the_papers_protocol(settings):
     assert settings["temperature"] == 1.0  # the model's own cross-entropy
     assert settings["solver"] == "torch"  # one problem per example, as the paper defines it
     assert settings["nearest_target"]["enabled"] and settings["nearest_target"]["refine_steps"] > 0
+    assert settings["examples"] == 100 and settings["nearest_target"]["examples"] == 100
     assert "refine_steps" not in settings  # the paper attack has no projection to configure
 
 
@@ -125,6 +126,22 @@ def test_attack_record_random_target_is_never_closer_than_the_nearest(model, dig
     assert (record["nearest_distortion"][both] <= record["distortion"][both] * (1 + 1e-6)).all()
     assert record["nearest_distortion"][both].mean() < 0.9 * record["distortion"][both].mean()
     assert record["seconds"] > 0 and record["nearest_seconds"] > 0
+
+
+def test_attack_record_nearest_target_on_part_of_the_images(model, digits, settings):
+    _, _, x, y = digits
+    x, y = x[:10], y[:10]
+    target = torch.from_numpy(random_wrong_labels(y.numpy(), 10, seed=2))
+    record = attack_record(model, x, y, target, settings, nearest_positions=np.array([1, 4, 7]))
+    assert record["nearest_attacked"].tolist() == [i in (1, 4, 7) for i in range(10)]
+    assert record["nearest_success"][[1, 4, 7]].all() and not record["nearest_success"][[0, 2, 3, 5]].any()
+    assert np.isnan(record["nearest_distortion"][0]) and (record["nearest_target"][[0, 9]] == -1).all()
+    full = attack_record(model, x, y, target, settings)
+    assert full["nearest_attacked"].all()
+    # the part is the same attack as on all images, image by image (each its own L-BFGS problem)
+    np.testing.assert_allclose(record["nearest_distortion"][[1, 4, 7]], full["nearest_distortion"][[1, 4, 7]],
+                               rtol=1e-6)
+    np.testing.assert_array_equal(record["distortion"], full["distortion"])  # the paper attack: all images
 
 
 def test_attack_record_without_the_nearest_target(model, digits, settings):

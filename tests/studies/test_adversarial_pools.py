@@ -6,14 +6,17 @@ Tiny sigmoid networks on scikit-learn's 8x8 digits (pixels scaled to [0, 1]), se
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 import torch
 from torch.nn import functional as F
 
+from nnprobe.engines.evaluation import error_rate
 from nnprobe.engines.lbfgs import rms_distortion
 from nnprobe.engines.training import TrainOptions, fit
 from nnprobe.models.szegedy import fc10, fc_sigmoid
 from nnprobe.studies.adversarial import pools
+from nnprobe.studies.adversarial.monitor import TrainingMonitor
 from nnprobe.studies.adversarial.pools import AdversarialPoolTask, LayersAbove
 
 ATTACK = {"c_grid": (4.0, 1.0, 0.25, 0.0625), "max_iter": 15, "bisection_steps": 1, "refine_steps": 10}
@@ -154,7 +157,7 @@ def test_resume_reproduces_the_pools_and_weights_bitwise(digits, tmp_path, inter
     x, y = digits
 
     def run(checkpoints=None):
-        task = task_for(x, y)
+        task = task_for(x, y, recompute=True, max_distortion=[0.5, 0.5, 0.5], monitor=TrainingMonitor(x, 50, seed=0))
         fit(task, options(4, checkpoint_dir=checkpoints, fingerprint={"test": "pools"}))
         return task
 
@@ -174,6 +177,68 @@ def test_resume_reproduces_the_pools_and_weights_bitwise(digits, tmp_path, inter
         for key, value in pool.items():
             other = resumed.pools[name][key]
             assert torch.equal(value, other) if isinstance(value, torch.Tensor) else value == other, (name, key)
+    assert len(reference.monitor.rows) == 6
+    pd.testing.assert_frame_equal(pd.DataFrame(resumed.monitor.rows), pd.DataFrame(reference.monitor.rows))
+
+
+def test_a_cap_keeps_out_the_far_examples_and_counts_them(digits):
+    x, y = digits
+    free = warmed_up(x, y, layers=("input", 1), refresh_size=30)
+    free.refresh()
+    caps = {name: float(pool["distortions"].median()) for name, pool in free.pools.items()}
+    capped = warmed_up(x, y, layers=("input", 1), refresh_size=30, max_distortion=[caps["input"], caps["1"]])
+    capped.refresh()
+    for name, pool in capped.pools.items():  # the same attack on the same images, the far half kept out
+        reference = free.pools[name]
+        assert pool["generated"] + pool["capped"] == reference["generated"] and pool["capped"] > 0
+        assert (pool["distortions"] <= caps[name]).all() and (pool["held_distortions"] <= caps[name]).all()
+        kept = reference["distortions"] <= caps[name]
+        assert torch.equal(pool["sources"], reference["sources"][kept.to(reference["sources"].device)])
+    with pytest.raises(ValueError, match="one cap > 0 per layer"):
+        task_for(x, y, layers=("input", 1), max_distortion=[0.1])
+
+
+def test_examples_store_their_perturbation_and_are_recomputed_through_the_lower_layers(digits):
+    x, y = digits
+    task = warmed_up(x, y, layers=(1,), recompute=True)
+    task.refresh()
+    pool = task.pools["1"]
+    clean = task.activations("1", x[pool["sources"]])
+    torch.testing.assert_close(pool["perturbations"], pool["examples"] - clean)
+    with torch.no_grad():  # the lower layers train on: the stored activation goes stale
+        task.network.layers[0].weight.mul_(1.5)
+    task.network.train()
+    task.generator = torch.Generator().manual_seed(5)
+    (logits,), (labels,) = task.pool_logits()
+    draw = torch.randint(0, len(pool["labels"]), (task.per_pool,), generator=torch.Generator().manual_seed(5))
+    current = (task.activations("1", x[pool["sources"][draw]]) + pool["perturbations"][draw]).clamp(0, 1)
+    torch.testing.assert_close(logits, task.above("1")(current))
+    assert torch.equal(labels, pool["labels"][draw])
+    stale = task_for(x, y, layers=(1,))  # without recompute the examples are drawn as made
+    stale.network.load_state_dict(task.network.state_dict())
+    stale.pools, stale.generator = task.pools, torch.Generator().manual_seed(5)
+    (stale_logits,), _ = stale.pool_logits()
+    torch.testing.assert_close(stale_logits, stale.above("1")(pool["examples"][draw]))
+    assert not torch.allclose(stale_logits, logits)
+
+
+def test_the_monitor_logs_every_refresh(digits):
+    x, y = digits
+    monitor = TrainingMonitor(x, 100, seed=0)
+    task = task_for(x, y, layers=("input", 0), monitor=monitor, warmup_epochs=6)
+    fit(task, options(8))
+    task.finish(8)
+    # 6 steps an epoch, a refresh every 3 steps after the 6 warm-up epochs: 4 refreshes and the end
+    assert [row["step"] for row in monitor.rows] == [36, 39, 42, 45, 48]
+    assert [row["epochs_done"] for row in monitor.rows] == [6.0, 6.5, 7.0, 7.5, 8.0]
+    last = monitor.rows[-1]
+    pool = task.pools["0"]
+    assert last["pool_0_size"] == len(pool["labels"]) and last["pool_0_added"] == 0
+    assert last["pool_0_uses"] == pytest.approx(pool["drawn"] / pool["generated"])
+    assert pool["drawn"] == task.per_pool * 12  # drawn at each of the 12 steps after the first refresh
+    assert last["pool_0_mean_distortion"] == pytest.approx(float(pool["held_distortions"].mean()))
+    assert last["clean_train_error"] == error_rate(task.network, x[monitor.index], y[monitor.index])
+    assert monitor.rows[0]["pool_input_added"] > 0
 
 
 def test_bad_layers_are_refused(digits):

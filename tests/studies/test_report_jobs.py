@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from nnprobe.core.io import write_json, write_npz, write_parquet
-from nnprobe.studies.adversarial.reports import adversarial_training_report
+from nnprobe.studies.adversarial.reports import adversarial_training_report, magnification_figure
 from nnprobe.studies.noise.reports import binary_figure
 from nnprobe.studies.visualize.reports import feature_figures_of, models_report
 
@@ -50,11 +50,32 @@ def test_adversarial_training_report(tmp_path):
                                          ("adversarial_pool", 0.015), ("dropout", 0.035)]):
         records.append(write_json({"regime": regime, "replicate": i, "test_error": error, "train_error": error / 2,
                                    "train_seconds": 1.0 + i}, tmp_path / f"net{i}.json"))
+    monitors = []
+    for i, regime in enumerate(["weight_decay", "adversarial_pool"]):
+        rows = pd.DataFrame({"epochs_done": [0.0, 1.0, 2.0], "clean_train_error": [0.5, 0.1, 0.05],
+                             **({"pool_input_mean_distortion": [np.nan, 0.07, 0.06],
+                                 "pool_0_mean_distortion": [np.nan, 0.15, 0.14]} if i else
+                                {"perturbation_rms": [np.nan, 0.1, 0.1]})}).assign(regime=regime, replicate=0)
+        monitors.append(str(write_parquet(rows, tmp_path / f"monitor{i}.parquet")))
     adversarial_training_report([str(p) for p in records], str(tmp_path / "tables" / "training"),
-                                str(tmp_path / "figures" / "training"))
+                                str(tmp_path / "figures" / "training"), monitors, str(tmp_path / "figures" / "monitor"))
     table = check_tables(tmp_path / "tables" / "training", rows=3)
     assert table["regime"].tolist() == ["weight_decay", "dropout", "adversarial_pool"]
     check_figure(tmp_path / "figures" / "training")
+    check_figure(tmp_path / "figures" / "monitor")
+
+
+def test_magnification_figure(tmp_path):
+    rows = []
+    for source in ("A (P1)", "B (P2)"):
+        for rms, realised in ((np.nan, 0.06), (0.08, 0.08), (0.1, 0.1)):
+            for model in ("A (P1)", "B (P2)"):
+                error = 1.0 if model == source else (realised - 0.05) * 5
+                rows.append({"source": source, "rms": rms, "realised_rms": realised, "model": model, "n": 100,
+                             "error": error, "error_low": max(0.0, error - 0.05), "error_high": min(1.0, error + 0.05)})
+    table = write_parquet(pd.DataFrame(rows), tmp_path / "curve.parquet")
+    magnification_figure(str(table), str(tmp_path / "figures" / "magnification"))
+    check_figure(tmp_path / "figures" / "magnification")
 
 
 def test_visualize_models_report(tmp_path):

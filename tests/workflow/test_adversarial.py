@@ -23,18 +23,23 @@ CONFIG = REPO / "config" / "config.yaml"
 DEMO = REPO / "config" / "demo.yaml"
 
 # Jobs of the study per config: the zoo (4 models in demo.yaml, 6 in config.yaml) plus the three
-# cross-training-set models; three regimes x replicates (2 in demo.yaml, 3 in config.yaml).
+# cross-training-set models; seven regimes x replicates (2 in demo.yaml, 3 in config.yaml).
 ADVERSARIAL_JOBS = {
-    "demo": {"train_zoo_model": 7, "attack_zoo_model": 7, "adversarial_training": 6},
-    "paper": {"train_zoo_model": 9, "attack_zoo_model": 9, "adversarial_training": 9},
+    "demo": {"train_zoo_model": 7, "attack_zoo_model": 7, "adversarial_training": 14},
+    "paper": {"train_zoo_model": 9, "attack_zoo_model": 9, "adversarial_training": 21},
 }
 ONE_EACH = [
     "prepare_adversarial_dataset", "zoo_table", "cross_model_table", "cross_training_set_tables",
     "distortion_figure", "example_grid", "adversarial_training_table", "unit_inspection", "units_figure",
+    "magnification_figure", "paper_comparison",
 ]
 DEMO_MODELS = ["FC10(1e-4)", "FC10(1)", "FC100-100-10", "AE400-10"]
-TABLES = ["zoo", "cross_model", "cross_training_set_models", "cross_training_set", "adversarial_training"]
-FIGURES = ["cross_model", "cross_training_set", "distortion", "examples", "adversarial_training", "units"]
+REGIMES = ["weight_decay", "dropout", "adversarial_pool", "capped_pool", "recomputed_pool", "gradient_sign",
+           "random_sign"]
+TABLES = ["zoo", "cross_model", "cross_training_set_models", "cross_training_set", "cross_training_set_magnification",
+          "paper_comparison", "paper_comparison_counts", "adversarial_training"]
+FIGURES = ["cross_model", "cross_training_set", "magnification", "distortion", "examples", "adversarial_training",
+           "adversarial_training_monitor", "units"]
 
 
 def targets() -> list[str]:
@@ -119,30 +124,48 @@ def test_demo_tables(adv):
     tables = adv / "tables"
     zoo = pd.read_parquet(tables / "zoo.parquet")
     assert list(zoo["model"]) == DEMO_MODELS
-    assert (zoo["failed"] == 0).all() and (zoo["attacked"] == 20).all()
+    assert (zoo["failed"] == 0).all() and (zoo["attacked"] == 20).all() and (zoo["nearest_target_n"] <= 10).all()
     assert zoo["test_error"].between(0, 0.3).all() and (zoo["mean_min_distortion"] > 0).all()
+    assert (zoo["distortion_low"] < zoo["mean_min_distortion"]).all()
+    assert (zoo["mean_min_distortion"] < zoo["distortion_high"]).all()
+    assert (zoo["test_error_low"] <= zoo["test_error"]).all() and (zoo["test_error"] <= zoo["test_error_high"]).all()
     assert (zoo["nearest_target_distortion"] < zoo["mean_min_distortion"]).all()
 
     cross = pd.read_parquet(tables / "cross_model.parquet")
-    rows = [f"{m} examples" for m in DEMO_MODELS] + ["clean images", "Gaussian noise, stddev=0.1", "Gaussian noise, stddev=0.3"]
-    assert list(cross["examples"]) == rows and list(cross.columns[4:]) == DEMO_MODELS
+    noise_rows = [f"Gaussian noise, stddev={s}{c}" for s in ("0.1", "0.3") for c in ("", ", clipped")]
+    rows = [f"{m} examples" for m in DEMO_MODELS] + ["clean images", *noise_rows]
+    assert list(cross["examples"]) == rows and list(cross.columns[6:10]) == DEMO_MODELS
     for m in DEMO_MODELS:  # a model's own examples fool it every time
         assert cross.loc[cross["examples"] == f"{m} examples", m].item() == 1.0
     errors = cross[DEMO_MODELS].to_numpy()
     assert ((errors >= 0) & (errors <= 1)).all()
+    assert ((cross[[f"{m} low" for m in DEMO_MODELS]].to_numpy() <= errors)
+            & (errors <= cross[[f"{m} high" for m in DEMO_MODELS]].to_numpy())).all()
     noise = cross.set_index("examples")["distortion"]
-    assert 0 < noise["Gaussian noise, stddev=0.1"] <= 0.1 < noise["Gaussian noise, stddev=0.3"] <= 0.3
+    # unclipped: the stddev is the RMS (up to sampling); clipped: less
+    assert noise["Gaussian noise, stddev=0.1"] == pytest.approx(0.1, rel=0.05)
+    assert noise["Gaussian noise, stddev=0.3"] == pytest.approx(0.3, rel=0.05)
+    assert noise["Gaussian noise, stddev=0.1, clipped"] < noise["Gaussian noise, stddev=0.1"]
 
     models = pd.read_parquet(tables / "cross_training_set_models.parquet")
     assert list(models["model"]) == ["FC100-100-10 (P1)", "FC123-456-10 (P1)", "FC100-100-10 (P2)"]
     assert list(models["trained_on"]) == ["P1", "P1", "P2"]
     matrix = pd.read_parquet(tables / "cross_training_set.parquet").set_index("examples")
-    assert len(matrix) == 3 * 2 + 2
-    rescaled = matrix[matrix.index.str.contains("at RMS 0.1")]
-    assert len(rescaled) == 3 and (rescaled["distortion"] <= 0.1 + 1e-6).all()
+    assert len(matrix) == 3 * 3 + 2 * 2
+    magnified = matrix[matrix.index.str.endswith("magnified to RMS 0.1")]
+    assert len(magnified) == 3 and np.allclose(magnified["distortion"], 0.1, rtol=1e-4)  # every example at 0.1
+    clipped = matrix[matrix.index.str.endswith("magnified to RMS 0.1, clipped")]
+    assert len(clipped) == 3 and (clipped["distortion"] <= 0.1 + 1e-6).all()
+    curve = pd.read_parquet(tables / "cross_training_set_magnification.parquet")
+    assert len(curve) == 3 * 3 * (1 + 7)  # sources x models x (as made + the 7 RMS of the schema)
+
+    comparison = pd.read_parquet(tables / "paper_comparison_counts.parquet").set_index("table")
+    # the demo's zoo has 4 of the 6 models: Table 1 3 cells each, Table 2 the cells of its models
+    assert comparison.loc["Table 1", "cells"] == 12 and comparison.loc["Table 2", "cells"] == 4 * 4 + 2 * 4
+    assert comparison.loc["Table 3", "cells"] == 12 and comparison.loc["Table 4", "cells"] == 24
 
     training = pd.read_parquet(tables / "adversarial_training.parquet")
-    assert list(training["regime"]) == ["weight_decay", "dropout", "adversarial_pool"]
+    assert list(training["regime"]) == REGIMES
     assert (training["networks"] == 2).all() and training["mean_test_error"].between(0, 0.5).all()
     for ext in (".csv", ".md"):
         for t in TABLES:
@@ -164,4 +187,6 @@ def test_demo_logs_name_what_was_done(demo_run):
     attack = (logs / "attack_zoo_model" / "full" / "fc100-100-10.log").read_text()
     assert re.search(r"FC100-100-10: 20/20 succeeded, mean RMS distortion 0\.\d+", attack), attack
     pool = (logs / "adversarial_training" / "adversarial_pool" / "0.log").read_text()
-    assert "pool: {'pool_size':" in pool, pool
+    assert "pools: {'pool_size':" in pool and "monitor (clean training error on 500 images)" in pool, pool
+    monitor = pd.read_parquet(demo_run / "results" / "adversarial" / "training" / "capped_pool" / "1.monitor.parquet")
+    assert {"clean_train_error", "pool_input_mean_distortion", "pool_input_uses"} <= set(monitor.columns)

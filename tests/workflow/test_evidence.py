@@ -62,7 +62,8 @@ def test_adversarial_evidence_holds_its_tables_and_training_records(demo_run, tm
     assert "tables__zoo.parquet" in names and "training__adversarial_pool__0.json" in names
     records = sorted(demo_run.glob("results/adversarial/training/*/*.json"))
     assert sum(name.endswith(".json") for name in names) == len(records) > 0
-    assert len(list((out / "figures").glob("*.png"))) == 6
+    assert "training__capped_pool__0.monitor.parquet" in names and "tables__paper_comparison.parquet" in names
+    assert len(list((out / "figures").glob("*.png"))) == 8
     readme = (out / "README.md").read_text()
     assert "adversarial/attack_zoo_model/full" in readme and "rebuilding from evidence covers ['mislabel']" in readme
     size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())

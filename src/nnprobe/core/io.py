@@ -134,18 +134,20 @@ def write_parquet(table, path: str | Path) -> Path:
     return atomic_write(path, lambda tmp: table.to_parquet(tmp, index=False, engine="pyarrow"))
 
 
-def write_tables(table, stem: str | Path) -> list[Path]:
+def write_tables(table, stem: str | Path, markdown=None) -> list[Path]:
     """Write a DataFrame to ``stem.parquet`` (machine), ``stem.csv`` and ``stem.md`` (people).
 
     The suffixes are appended to the full name (``a/welch.cvc`` -> ``a/welch.cvc.csv``).
-    Markdown via ``to_markdown(index=False, floatfmt=".4g")``. Each file is written atomically.
+    Markdown via ``to_markdown(index=False, floatfmt=".4g")`` of ``table``, or of ``markdown``
+    when given (a DataFrame laid out for people: e.g. rates with their intervals in one cell).
+    Each file is written atomically.
     """
     stem = Path(stem)
 
     def named(suffix: str) -> Path:
         return stem.with_name(stem.name + suffix)
 
-    markdown = table.to_markdown(index=False, floatfmt=".4g") + "\n"
+    markdown = (table if markdown is None else markdown).to_markdown(index=False, floatfmt=".4g") + "\n"
     return [
         write_parquet(table, named(".parquet")),
         atomic_write(named(".csv"), lambda tmp: table.to_csv(tmp, index=False)),

@@ -19,6 +19,7 @@ included.
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 from collections.abc import Iterable
 from pathlib import Path
@@ -58,26 +59,52 @@ def _statement_imports(nodes: Iterable[ast.AST], path: Path, root: Path) -> list
     return found
 
 
-def _imports(path: Path, root: Path, names: frozenset[str] | None) -> list[_Request]:
-    """The ``nnprobe`` modules that importing ``names`` from the file at ``path`` runs (all its
-    imports when ``names`` is None)."""
-    tree = ast.parse(path.read_text(), filename=str(path))
+class _Source:
+    """What the import graph needs of one file, read once: its import statements at module level
+    (what Python runs on import) and, per definition, its import statements and the names it uses."""
+
+    def __init__(self, path: Path) -> None:
+        tree = ast.parse(path.read_text(), filename=str(path))
+        is_import = (ast.Import, ast.ImportFrom)
+        kinds = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+        definitions = {node.name: node for node in tree.body if isinstance(node, kinds)}
+        self.everywhere = [n for n in ast.walk(tree) if isinstance(n, is_import)]
+        self.top_level = [n for node in tree.body if node not in definitions.values()
+                          for n in ast.walk(node) if isinstance(n, is_import)]
+        self.definitions: dict[str, tuple[list[ast.AST], set[str]]] = {}
+        for name, node in definitions.items():
+            walked = list(ast.walk(node))
+            self.definitions[name] = ([n for n in walked if isinstance(n, is_import)],
+                                      {n.id for n in walked if isinstance(n, ast.Name)})
+
+
+@functools.lru_cache(maxsize=None)
+def _source(path: Path, stamp: tuple[int, int]) -> _Source:  # noqa: ARG001 (stamp: a changed file is read again)
+    return _Source(path)
+
+
+@functools.lru_cache(maxsize=None)
+def _imports_cached(path: Path, stamp: tuple[int, int], root: Path, names: frozenset[str] | None) -> list[_Request]:
+    source = _source(path, stamp)
     if names is None:
-        return _statement_imports(ast.walk(tree), path, root)
-    definitions = {node.name: node for node in tree.body
-                   if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef))}
-    # What Python runs on import: every statement but the bodies of the module's definitions.
-    top_level = [n for node in tree.body if node not in definitions.values() for n in ast.walk(node)]
-    wanted, todo = set(), [n for n in names if n in definitions]
+        return _statement_imports(source.everywhere, path, root)
+    wanted, todo = set(), [n for n in names if n in source.definitions]
     while todo:  # the definitions asked for and the ones of this module they use
         name = todo.pop()
         if name in wanted:
             continue
         wanted.add(name)
-        used = {n.id for n in ast.walk(definitions[name]) if isinstance(n, ast.Name)}
-        todo += [n for n in used if n in definitions and n not in wanted]
-    nodes = top_level + [n for name in wanted for n in ast.walk(definitions[name])]
+        todo += [n for n in source.definitions[name][1] if n in source.definitions and n not in wanted]
+    nodes = source.top_level + [n for name in sorted(wanted) for n in source.definitions[name][0]]
     return _statement_imports(nodes, path, root)
+
+
+def _imports(path: Path, root: Path, names: frozenset[str] | None) -> list[_Request]:
+    """The ``nnprobe`` modules that importing ``names`` from the file at ``path`` runs (all its
+    imports when ``names`` is None). Each file is parsed once per process (the rule files ask for
+    the code of some fifty scripts that share most modules), again when its size or time changes."""
+    stat = path.stat()
+    return _imports_cached(path, (stat.st_mtime_ns, stat.st_size), root, names)
 
 
 def imported_package_files(script: str | Path, package_root: str | Path) -> list[Path]:

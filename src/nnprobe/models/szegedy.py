@@ -136,7 +136,7 @@ def fc_sigmoid(
     = 89,610 parameters; FC200-200-10 199,210; FC123-456-10 158,301. The paper's weight decay
     is lambda = 1e-5, 1e-5, 1e-6 for the three layers. Glorot-uniform weights, zero biases.
     ``input_dropout``/``dropout`` (default 0: none) drop pixels / hidden units in training,
-    for the dropout arm of the adversarial-training comparison (Sec. 4.3).
+    for the dropout arm of the adversarial-training comparison (Sec. 4.2).
     """
     return glorot_init_(SigmoidMLP(hidden, num_inputs, num_classes, input_dropout, dropout), generator)
 

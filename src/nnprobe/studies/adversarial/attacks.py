@@ -99,14 +99,17 @@ def nearest_target_attack(model: nn.Module, x: torch.Tensor, labels: torch.Tenso
 
 
 def attack_record(model: nn.Module, x: torch.Tensor, labels: torch.Tensor, target: torch.Tensor,
-                  settings: Mapping[str, Any]) -> dict[str, np.ndarray]:
+                  settings: Mapping[str, Any], nearest_positions: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Both attacks of one model on images ``x`` (true ``labels``, paper ``target``), as arrays.
 
     ``correct`` marks the images the model classifies right before any attack: only they enter
     distortion means and transfer rates. ``target``, ``success``, ``distortion``, ``c`` and
     ``adversarial`` are the paper attack's; ``nearest_*`` the nearest-target attack's (left out
-    when ``settings["nearest_target"]["enabled"]`` is false); ``seconds`` and
-    ``nearest_seconds`` their times.
+    when ``settings["nearest_target"]["enabled"]`` is false), run on the images at
+    ``nearest_positions`` only (default: all; it costs ``classes - 1`` paper attacks per image):
+    ``nearest_attacked`` marks them, and the others have ``nearest_success`` False,
+    ``nearest_distortion`` NaN and ``nearest_target`` -1. ``seconds`` and ``nearest_seconds``
+    are the attacks' times.
     """
     labels = check_labels(labels, x.shape[0], "labels").to(x.device)
     target = check_labels(target, x.shape[0], "target").to(x.device)
@@ -125,9 +128,19 @@ def attack_record(model: nn.Module, x: torch.Tensor, labels: torch.Tensor, targe
               "c": paper.c.cpu().numpy(), "adversarial": paper.adversarial.cpu().numpy().astype(np.float32),
               "seconds": np.float64(time.perf_counter() - started)}
     if settings["nearest_target"]["enabled"]:
+        n = x.shape[0]
+        where = np.arange(n) if nearest_positions is None else np.asarray(nearest_positions, dtype=np.int64)
         started = time.perf_counter()
-        nearest = nearest_target_attack(model, x, labels, settings)
-        record.update({"nearest_target": nearest.target.cpu().numpy(), "nearest_success": nearest.success.cpu().numpy(),
-                       "nearest_distortion": nearest.distortion.cpu().numpy(),
+        chosen = torch.from_numpy(where).to(x.device)
+        nearest = nearest_target_attack(model, x[chosen], labels[chosen], settings)
+        attacked = np.zeros(n, bool)
+        attacked[where] = True
+        success, distortion = np.zeros(n, bool), np.full(n, np.nan)
+        chosen_target = np.full(n, -1, dtype=np.int64)
+        success[where] = nearest.success.cpu().numpy()
+        distortion[where] = nearest.distortion.cpu().numpy()
+        chosen_target[where] = nearest.target.cpu().numpy()
+        record.update({"nearest_attacked": attacked, "nearest_target": chosen_target, "nearest_success": success,
+                       "nearest_distortion": distortion,
                        "nearest_seconds": np.float64(time.perf_counter() - started)})
     return record

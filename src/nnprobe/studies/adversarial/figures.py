@@ -16,7 +16,9 @@ __all__ = [
     "distortion_distributions",
     "error_by_regime",
     "error_matrix_heatmap",
+    "magnification_curves",
     "top_image_rows",
+    "training_monitor",
 ]
 
 
@@ -24,13 +26,15 @@ def error_matrix_heatmap(table: pd.DataFrame, stem: Path, title: str) -> list[Pa
     """Heatmap of an error-rate table (Szegedy et al. 2013, Tables 2 and 4) with every cell's percentage.
 
     ``table`` has a column ``examples`` (the row's example set), a column ``distortion`` (its
-    mean RMS distortion), optionally ``n`` (its size) and ``already_wrong`` (images left out of
-    the row), and one column per model with the error rate in [0, 1].
+    mean RMS distortion), optionally ``n`` (its size), ``already_wrong`` (images left out of the
+    row) and the distortion's interval, and one column per model with the error rate in [0, 1]
+    (with its interval in ``"<model> low"`` and ``"<model> high"``, which are not drawn).
     """
     for col in ("examples", "distortion"):
         if col not in table.columns:
             raise ValueError(f"table needs columns 'examples' and 'distortion'; it has {list(table.columns)}")
-    models = [c for c in table.columns if c not in ("examples", "distortion", "n", "already_wrong")]
+    meta = ("examples", "distortion", "distortion_low", "distortion_high", "n", "already_wrong")
+    models = [c for c in table.columns if c not in meta and not c.endswith((" low", " high"))]
     err = table[models].to_numpy(dtype=float) * 100
     rows = [f"{e}  (RMS {d:.3f})" for e, d in zip(table["examples"], table["distortion"])]
     fig, ax = plt.subplots(figsize=(1.1 * len(models) + 3.5, 0.45 * len(rows) + 1.6))
@@ -138,9 +142,78 @@ def error_by_regime(table: pd.DataFrame, stem: Path) -> list[Path]:
     ax.set_yticks(range(len(regimes)), [r.replace("_", " ") for r in regimes])
     ax.set_ylim(len(regimes) - 0.4, -0.6)  # the first regime on top
     ax.set_xlabel("test error (%)")
-    ax.set_title("FC100-100-10: weight decay, dropout, or a pool of adversarial examples")
+    ax.set_title("FC100-100-10 under every regime of the comparison (one point per seed)")
     ax.grid(axis="x", alpha=0.3)
     ax.legend(loc="best", fontsize=8)
+    fig.tight_layout()
+    return save_figure(fig, stem)
+
+
+def magnification_curves(curve: pd.DataFrame, stem: Path) -> list[Path]:
+    """Error of every model's examples magnified to each RMS, one panel per source model.
+
+    ``curve`` is :func:`~.transfer.magnification_curve`'s table (source, rms, realised_rms,
+    model, error, error_low, error_high); the examples as made are the points at their own
+    mean RMS (open markers). One line per model fed, with its Wilson band.
+    """
+    sources = list(dict.fromkeys(curve["source"]))
+    models = list(dict.fromkeys(curve["model"]))
+    colours = plt.get_cmap("tab10")
+    fig, axes = plt.subplots(1, len(sources), figsize=(4.2 * len(sources), 3.8), squeeze=False, sharey=True)
+    for ax, source in zip(axes[0], sources):
+        for i, model in enumerate(models):
+            part = curve[(curve["source"] == source) & (curve["model"] == model)]
+            magnified = part[part["rms"].notna()].sort_values("rms")
+            native = part[part["rms"].isna()]
+            colour = colours(i % 10)
+            ax.plot(magnified["rms"], magnified["error"] * 100, "-o", ms=3, color=colour, label=model)
+            ax.fill_between(magnified["rms"], magnified["error_low"] * 100, magnified["error_high"] * 100,
+                            color=colour, alpha=0.15, lw=0)
+            ax.plot(native["realised_rms"], native["error"] * 100, "o", mfc="none", color=colour)
+        ax.set_title(f"examples of {source}", fontsize=9)
+        ax.set_xlabel("RMS distortion (magnified; open: as made)")
+        ax.grid(alpha=0.3)
+    axes[0, 0].set_ylabel("error on the model fed (%)")
+    axes[0, -1].legend(fontsize=7, title="fed to", title_fontsize=7)
+    fig.suptitle("Transfer of minimal adversarial examples as they are magnified (Szegedy et al. 2013, Table 4)",
+                 fontsize=9)
+    fig.tight_layout()
+    return save_figure(fig, stem)
+
+
+def training_monitor(monitor: pd.DataFrame, stem: Path) -> list[Path]:
+    """Every network's log as it trains: clean training error (top) and mean distortion (bottom).
+
+    ``monitor`` has one row per logged moment with columns regime, replicate, epochs_done,
+    clean_train_error, and the distortions a regime logs: ``pool_<layer>_mean_distortion`` (the
+    examples a pool holds; solid for the input, dashed for hidden layers, whose units are
+    sigmoid activations) or ``perturbation_rms``. One colour per regime, one line per network.
+    """
+    regimes = list(dict.fromkeys(monitor["regime"]))
+    colours = plt.get_cmap("tab10")
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(7.0, 6.0), sharex=True)
+    distortion_columns = [c for c in monitor.columns
+                          if (c.startswith("pool_") and c.endswith("_mean_distortion")) or c == "perturbation_rms"]
+    for i, regime in enumerate(regimes):
+        for j, (_, run) in enumerate(monitor[monitor["regime"] == regime].groupby("replicate", sort=True)):
+            run = run.sort_values("epochs_done")
+            label = regime.replace("_", " ") if j == 0 else None
+            top.plot(run["epochs_done"], run["clean_train_error"] * 100, color=colours(i % 10), lw=0.8, label=label)
+            for column in distortion_columns:
+                values = run[column]
+                if values.notna().any():
+                    hidden = column.startswith("pool_") and not column.startswith("pool_input")
+                    bottom.plot(run["epochs_done"], values, color=colours(i % 10), lw=0.8,
+                                ls="--" if hidden else "-")
+    top.set_ylabel("clean training error (%)")
+    top.set_yscale("symlog", linthresh=1.0)
+    top.legend(fontsize=7, ncol=2)
+    top.grid(alpha=0.3)
+    bottom.set_ylabel("mean RMS distortion trained on")
+    bottom.set_xlabel("epoch")
+    bottom.grid(alpha=0.3)
+    bottom.set_title("solid: pixels (input pool, on-the-fly perturbation); dashed: hidden-layer pools", fontsize=8)
+    fig.suptitle("FC100-100-10 as it trains, per regime (one line per seed)", fontsize=9)
     fig.tight_layout()
     return save_figure(fig, stem)
 

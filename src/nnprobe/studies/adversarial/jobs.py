@@ -1,44 +1,42 @@
 """The jobs of the adversarial study, one function per rule: read the rule's inputs, call the
 study's science, write its outputs. ``scripts/adversarial/<rule>.py`` adapts Snakemake to them.
 
-MNIST -> the zoo (all of MNIST, P1, P2) -> minimal adversarial examples per model -> zoo,
-cross-model and cross-training-set tables -> figures; adversarial training by regime; units.
+MNIST -> the zoo (all of MNIST, P1, P2) -> minimal adversarial examples per model; units. The
+transfer tables' jobs are :mod:`nnprobe.studies.adversarial.transfer_jobs` and the
+adversarial-training job :func:`nnprobe.studies.adversarial.regimes.adversarial_training`: apart,
+so that a change to a table or a training regime reruns its own jobs and never the zoo or its
+attacks (a rule's code inputs are the modules its script imports).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from ...core.io import read_json, sha256_file, write_json, write_npz, write_tables
+from ...core.io import sha256_file, write_json, write_npz
 from ...core.seeds import derive_seed, seeded_subset
 from ...core.splits import load_split
 from ...core.weights import save_weights
 from ...engines.evaluation import error_rate
-from ...engines.training import TrainOptions, fit, remove_checkpoints
+from ...engines.training import TrainOptions, remove_checkpoints
 from ...models import load_model
 from ...stats import at_chance
 from .attacks import attack_record, random_wrong_labels
 from .design import p1_p2_split, unit_pixels
-from .tables import adversarial_rows, attack_counts, load_examples, nearest_distortions
-from .pools import AdversarialPoolTask
+from .records import adversarial_rows, attack_counts, nearest_distortions
 from .training import train_zoo_model
-from .transfer import cross_model_table, cross_training_set_tables
 from .units import unit_image_rows
-from .zoo import ZOO, build_zoo_model, zoo_architecture
+from .zoo import zoo_architecture
 
-__all__ = ["ADVERSARIAL_TRAINING_MODEL", "adversarial_training", "attack_zoo", "cross_model", "cross_training_set", "train_zoo", "unit_inspection"]
+__all__ = ["attack_zoo", "train_zoo", "unit_inspection"]
 
 log = logging.getLogger("nnprobe.adversarial")
-
-ADVERSARIAL_TRAINING_MODEL = "FC100-100-10"
-"""The network of the adversarial-training comparison (Sec. 4.3)."""
 
 
 
@@ -83,6 +81,7 @@ def train_zoo(train_path: str, test_path: str, outputs: Mapping[str, str], *, na
         "train_images": int(rows.numel()),
         "train_error": error_rate(model, x[rows], y[rows]),
         "test_error": error_rate(model, xt, yt),
+        "test_images": int(yt.numel()),
         "p1_error": error_rate(model, x[p1], y[p1]),
         "p2_error": error_rate(model, x[p2], y[p2]),
         "train_seconds": time.perf_counter() - started,
@@ -123,10 +122,13 @@ def attack_zoo(weights: str, images_path: str, output: str, *, seed: int, attack
     x = unit_pixels(split.images[index], device)
     model, saved = load_model(weights, device)
     name = saved.config.get("model", weights)
+    # The nearest-target extra costs (classes - 1) paper attacks per image: a seeded part of the images.
+    nearest = seeded_subset(len(index), attack["nearest_target"]["examples"], derive_seed(seed, "nearest_subset"))
     log.info("attacking %s on %d images of %s, one random target each%s", name, len(index), images_path,
-             " (and every target for the nearest-target column)" if attack["nearest_target"]["enabled"] else "")
+             f" (and every target of {len(nearest)} of them for the nearest-target column)"
+             if attack["nearest_target"]["enabled"] else "")
     record = attack_record(model, x, torch.from_numpy(labels).to(device), torch.from_numpy(target).to(device),
-                           attack)
+                           attack, nearest)
     counts = attack_counts(record)
     if counts["already_wrong"]:
         log.info("%d of %d images already misclassified: excluded from distortions and transfer rates",
@@ -144,93 +146,6 @@ def attack_zoo(weights: str, images_path: str, output: str, *, seed: int, attack
                  name, near.mean() if near.size else float("nan"), near.size, record["nearest_seconds"])
     write_npz({"index": index, "split": np.array(Path(images_path).stem), "label": labels, **record}, output,
               compressed=True)
-
-
-def cross_model(weights: Sequence[str], examples: Sequence[str], images_path: str, stem: str, *,
-                names: Sequence[str], noise_std: Sequence[float], seed: int, device: torch.device) -> None:
-    """Table 2: every model's examples (and the clean images, Gaussian noise) fed to every model;
-    ``images_path`` is the split the models were attacked on."""
-    split = load_split(images_path)
-    loaded = {name: load_examples(path) for name, path in zip(names, examples, strict=True)}
-    index = next(iter(loaded.values()))["index"]
-    clean = unit_pixels(split.images[index], device)
-    labels = torch.from_numpy(split.labels[index]).to(device)
-    models = {name: load_model(w, device)[0] for name, w in zip(names, weights, strict=True)}
-    table = cross_model_table(models, loaded, clean, labels, noise_std, seed)
-    log.info("\n%s", table.to_string(index=False))
-    write_tables(table, stem)
-
-
-def cross_training_set(weights: Sequence[str], metrics: Sequence[str], examples: Sequence[str], test_path: str,
-                       stems: Sequence[str], *, models: Sequence[Sequence[str]], noise_std: Sequence[float],
-                       rescale_rms: float, seed: int, device: torch.device) -> None:
-    """Table 2: the models of P1 and P2, and their examples (as made, rescaled) and noise on each."""
-    test = load_split(test_path)
-    display = [f"{name} ({trainset.upper()})" for name, trainset in models]
-    nets = {label: load_model(w, device)[0] for label, w in zip(display, weights, strict=True)}
-    records = {label: read_json(p) for label, p in zip(display, metrics, strict=True)}
-    loaded = {label: load_examples(p) for label, p in zip(display, examples, strict=True)}
-    models_table, matrix = cross_training_set_tables(nets, records, loaded, test.images, test.labels, noise_std,
-                                                     rescale_rms, seed, device)
-    log.info("\n%s\n\n%s", models_table.to_string(index=False), matrix.to_string(index=False))
-    write_tables(models_table, stems[0])
-    write_tables(matrix, stems[1])
-
-
-def adversarial_training(train_path: str, test_path: str, output: str, *, regime: str, replicate: int, seed: int,
-                         settings: Mapping[str, Any], engine: Mapping[str, Any], checkpoints: str,
-                         device: torch.device) -> None:
-    """One FC100-100-10 under one regime (Sec. 4.3): weight decay, dropout, or adversarial pools.
-
-    The replicate's seed is shared by the three regimes: they start from the same weights and
-    see the clean images in the same order, with the zoo's recipe. ``settings``: the config's
-    ``adversarial`` keys batch_size, lr, schedule, decay_normalization and adversarial_training
-    (the learning-rate schedule spans each regime's own epochs). The dropout regime trains for
-    ``dropout_epochs``, the others for ``epochs``; the pool regime keeps a pool per layer of
-    ``layers`` (:class:`~nnprobe.studies.adversarial.pools.AdversarialPoolTask`).
-    """
-    train, _, x, y, xt, yt = _data(train_path, test_path, device)
-    cfg = settings["adversarial_training"]
-    model_seed = derive_seed(seed, "adversarial_training", replicate)
-    name = ADVERSARIAL_TRAINING_MODEL
-    epochs = cfg["dropout_epochs"] if regime == "dropout" else cfg["epochs"]
-    log.info("%s, replicate %d, seed %d, %d epochs", regime, replicate, model_seed, epochs)
-    options = TrainOptions.from_config(
-        engine, checkpoint_dir=checkpoints, epochs=epochs, device=device, name=f"{regime} {replicate}",
-        fingerprint={"data": sha256_file(train_path), "regime": regime, "seed": model_seed, **dict(settings)},
-    )
-    common = {"batch_size": settings["batch_size"], "lr": settings["lr"], "schedule": settings["schedule"],
-              "normalize": settings["decay_normalization"]}
-    started = time.perf_counter()
-    pool_stats: dict[str, Any] = {}
-    if regime == "adversarial_pool":
-        # Built and seeded as train_zoo_model does (init: seed, clean batch order: seed + 2).
-        model = build_zoo_model(name, x[0].numel(), len(train.classes), torch.Generator().manual_seed(model_seed))
-        model = model.to(device)
-        task = AdversarialPoolTask(
-            model, x, y, layers=cfg["layers"], weight_decay=ZOO[name].weight_decay, order_seed=model_seed + 2,
-            pool_size=cfg["pool_size"], refresh_every=cfg["refresh_every"], refresh_size=cfg["refresh_size"],
-            pool_fraction=cfg["pool_fraction"], warmup_epochs=cfg["warmup_epochs"],
-            attack={key: cfg[key] for key in ("c_grid", "max_iter", "bisection_steps", "refine_steps", "temperature",
-                                              "solver")},
-            num_classes=len(train.classes), **common,
-        )
-        fit(task, options)
-        model.eval()
-        pools = task.summary()
-        pool_stats = {"pool_size": sum(pools[f"pool_{layer}_size"] for layer in task.layers),
-                      "pool_layers": ",".join(task.layers), **pools}
-        log.info("pool: %s", pool_stats)
-    else:
-        dropout = tuple(cfg["dropout"]) if regime == "dropout" else None
-        model, _ = train_zoo_model(name, x, y, options, seed=model_seed, dropout=dropout,
-                                   num_classes=len(train.classes), **common)
-    result = {"regime": regime, "replicate": replicate, "seed": model_seed, "epochs": epochs,
-              "train_error": error_rate(model, x, y), "test_error": error_rate(model, xt, yt),
-              "train_seconds": time.perf_counter() - started, "device": str(device), **pool_stats}
-    log.info("%s", result)
-    write_json(result, output)
-    remove_checkpoints(options)
 
 
 def unit_inspection(weights: str, test_path: str, output: str, *, seed: int, units: Mapping[str, Any],

@@ -17,23 +17,21 @@ from .figures import (
     distortion_distributions,
     error_by_regime,
     error_matrix_heatmap,
+    magnification_curves,
     top_image_rows,
+    training_monitor,
 )
-from .tables import (
-    adversarial_rows,
-    adversarial_training_summary,
-    attack_counts,
-    examples_on_every_model,
-    load_examples,
-    nearest_distortions,
-    zoo_table,
-)
+from .paper import comparison_counts, paper_comparison
+from .records import adversarial_rows, attack_counts, load_examples, nearest_distortions
+from .tables import adversarial_training_summary, examples_on_every_model, zoo_table
 
 __all__ = [
     "adversarial_training_report",
     "distortion_figure",
     "error_matrix_figure",
     "example_grid",
+    "magnification_figure",
+    "paper_comparison_report",
     "units_figure",
     "zoo_summary",
 ]
@@ -53,19 +51,41 @@ def zoo_summary(metrics: Sequence[str], examples: Sequence[str], stem: str) -> N
     write_tables(table, stem)
 
 
-def adversarial_training_report(results: Sequence[str], stem: str, figure_stem: str) -> None:
-    """The adversarial-training networks summarised by regime (table) and shown one by one (figure)."""
+def adversarial_training_report(results: Sequence[str], stem: str, figure_stem: str,
+                                monitors: Sequence[str] = (), monitor_stem: str | None = None) -> None:
+    """The adversarial-training networks summarised by regime (table) and shown one by one (figure),
+    and their logs as they trained (a second figure, when ``monitors`` are given)."""
     networks = pd.DataFrame([read_json(p) for p in results])
     summary = adversarial_training_summary(networks)
     log.info("\n%s\n\n%s", networks.to_string(index=False), summary.to_string(index=False))
     write_tables(summary, stem)
     written = error_by_regime(networks, Path(figure_stem))
+    if monitors and monitor_stem is not None:
+        written += training_monitor(pd.concat([pd.read_parquet(p) for p in monitors], ignore_index=True),
+                                    Path(monitor_stem))
     log.info("wrote %s", [str(p) for p in written])
 
 
 def error_matrix_figure(table: str, matrix: str, stem: str) -> None:
     """An error-rate table (cross_model or cross_training_set) as a heatmap."""
     written = error_matrix_heatmap(pd.read_parquet(table), Path(stem), MATRIX_TITLES[matrix])
+    log.info("wrote %s", [str(p) for p in written])
+
+
+def paper_comparison_report(zoo: str, cross_model: str, cts_models: str, cts_matrix: str, stem: str,
+                            counts_stem: str) -> None:
+    """Every cell of Tables 1-4 beside the paper's value, and per table the cells within tolerance
+    (:mod:`nnprobe.studies.adversarial.paper`)."""
+    comparison = paper_comparison(*(pd.read_parquet(p) for p in (zoo, cross_model, cts_models, cts_matrix)))
+    counts = comparison_counts(comparison)
+    log.info("\n%s\n\n%s", comparison.to_string(index=False), counts.to_string(index=False))
+    write_tables(comparison, stem)
+    write_tables(counts, counts_stem)
+
+
+def magnification_figure(table: str, stem: str) -> None:
+    """Transfer of the P1/P2 models' examples as they are magnified (rule cross_training_set_tables' curve)."""
+    written = magnification_curves(pd.read_parquet(table), Path(stem))
     log.info("wrote %s", [str(p) for p in written])
 
 

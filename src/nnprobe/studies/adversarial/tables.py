@@ -9,96 +9,93 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
-__all__ = ["adversarial_rows", "adversarial_training_summary", "attack_counts", "examples_on_every_model",
-           "load_examples", "nearest_distortions", "zoo_table"]
+from ...stats import mean_interval, wilson_interval
+from .records import adversarial_rows, attack_counts, nearest_distortions
+
+__all__ = ["adversarial_training_summary", "examples_on_every_model", "zoo_table"]
 
 
-def load_examples(path: str) -> dict[str, np.ndarray]:
-    """The arrays of an attack's examples file (rule attack_zoo_model): index, split, label,
-    correct, target, success, distortion, c, adversarial, seconds, and the nearest-target
-    attack's nearest_target, nearest_success, nearest_distortion, nearest_seconds when it ran."""
-    with np.load(path, allow_pickle=False) as npz:
-        return {key: npz[key] for key in npz.files}
+def _error_interval(error: float, n: int | None, confidence: float) -> tuple[float, float]:
+    if not n:
+        return float("nan"), float("nan")
+    low, high = wilson_interval(round(error * n), n, confidence)
+    return float(low), float(high)
 
 
-def adversarial_rows(example: Mapping[str, np.ndarray]) -> np.ndarray:
-    """The images whose adversarial example counts: the attack succeeded on an image the model
-    classified correctly unperturbed (an already-misclassified image is wrong without any change)."""
-    return np.asarray(example["success"], bool) & np.asarray(example["correct"], bool)
-
-
-def attack_counts(example: Mapping[str, np.ndarray]) -> dict[str, int]:
-    """``already_wrong``: the images the model misclassified unperturbed (left out of every mean);
-    ``failed``: the images it classified right whose attack reached no target."""
-    correct, success = np.asarray(example["correct"], bool), np.asarray(example["success"], bool)
-    return {"already_wrong": int((~correct).sum()), "failed": int((correct & ~success).sum())}
-
-
-def nearest_distortions(example: Mapping[str, np.ndarray]) -> np.ndarray | None:
-    """The nearest-target attack's distortions over the images the model classified right and
-    that attack moved (None when the attack did not run)."""
-    if "nearest_distortion" not in example:
-        return None
-    kept = np.asarray(example["correct"], bool) & np.asarray(example["nearest_success"], bool)
-    return np.asarray(example["nearest_distortion"])[kept]
-
-
-def _mean(values: np.ndarray) -> float:
-    return float(values.mean()) if values.size else float("nan")
-
-
-def zoo_table(metrics: Sequence[Mapping], examples: Sequence[Mapping[str, np.ndarray]]) -> pd.DataFrame:
+def zoo_table(metrics: Sequence[Mapping], examples: Sequence[Mapping[str, np.ndarray]],
+              confidence: float = 0.95) -> pd.DataFrame:
     """Szegedy et al. (2013), Table 1: one row per model, training and test error, minimal
-    distortion, attack counts and times, and whether the network ended at chance.
+    distortion, attack counts and times, and whether the network ended at chance, with intervals.
 
-    ``metrics[i]`` is model i's training record (model, train_error, test_error,
-    train_seconds, at_chance); ``examples[i]`` its attack (:func:`~.attacks.attack_record`:
-    correct, success, distortion, seconds, and the nearest_* arrays when that attack ran). The
-    mean and median minimal distortion are over :func:`adversarial_rows`; images the model
-    misclassified unperturbed are counted in ``already_wrong`` and left out, images it classified
-    right whose attack reached no target in ``failed``. ``nearest_target_distortion`` is the mean
-    of the nearest-target attack over the images classified right (NaN when it did not run).
+    ``metrics[i]`` is model i's training record (model, train_error, test_error, train_images,
+    test_images, train_seconds, at_chance); ``examples[i]`` its attack
+    (:func:`~.attacks.attack_record`: correct, success, distortion, seconds, and the nearest_*
+    arrays when that attack ran). The errors get Wilson intervals over the images they were
+    measured on (NaN where the record has no count); the mean minimal distortion, over
+    :func:`adversarial_rows`, a Student-t interval (:func:`~nnprobe.stats.mean_interval`), and
+    the median beside it. Images the model misclassified unperturbed are counted in
+    ``already_wrong`` and left out, images it classified right whose attack reached no target
+    in ``failed``. ``nearest_target_distortion`` is the mean (with interval) of the
+    nearest-target attack over the ``nearest_target_n`` images it attacked that the model
+    classified right (NaN when it did not run).
     """
     rows = []
     for m, ex in zip(metrics, examples, strict=True):
         found = np.asarray(ex["distortion"])[adversarial_rows(ex)]
+        mean, low, high = mean_interval(found, confidence)
         near = nearest_distortions(ex)
-        nearest_mean, nearest_seconds = (float("nan"), 0.0) if near is None else (_mean(near), float(ex["nearest_seconds"]))
+        near_mean, near_low, near_high = (float("nan"),) * 3 if near is None else mean_interval(near, confidence)
+        train_low, train_high = _error_interval(m["train_error"], m.get("train_images"), confidence)
+        test_low, test_high = _error_interval(m["test_error"], m.get("test_images"), confidence)
         rows.append({
             "model": m["model"],
-            "train_error": m["train_error"],
-            "test_error": m["test_error"],
-            "mean_min_distortion": _mean(found),
+            "train_error": m["train_error"], "train_error_low": train_low, "train_error_high": train_high,
+            "test_error": m["test_error"], "test_error_low": test_low, "test_error_high": test_high,
+            "mean_min_distortion": mean, "distortion_low": low, "distortion_high": high,
             "median_min_distortion": float(np.median(found)) if found.size else float("nan"),
-            "nearest_target_distortion": nearest_mean,
+            "nearest_target_distortion": near_mean, "nearest_target_low": near_low, "nearest_target_high": near_high,
+            "nearest_target_n": 0 if near is None else int(near.size),
             "attacked": int(np.asarray(ex["success"]).size),
             **attack_counts(ex),
             "train_seconds": m["train_seconds"],
-            "attack_seconds": float(ex["seconds"]) + nearest_seconds,
+            "attack_seconds": float(ex["seconds"]) + (0.0 if near is None else float(ex["nearest_seconds"])),
             "at_chance": bool(m.get("at_chance", False)),
         })
     return pd.DataFrame(rows)
 
 
-def adversarial_training_summary(networks: pd.DataFrame) -> pd.DataFrame:
-    """Test and training error of every regime over its networks (mean, sd, range), in regime order.
+def adversarial_training_summary(networks: pd.DataFrame, baseline: str = "weight_decay",
+                                 confidence: float = 0.95) -> pd.DataFrame:
+    """Test and training error of every regime over its networks, in regime order, against ``baseline``.
 
-    ``networks`` has one row per trained network with columns regime, test_error, train_error,
-    train_seconds.
+    ``networks`` has one row per trained network with columns regime, replicate, test_error,
+    train_error, train_seconds. Per regime: the number of networks, the mean test error with its
+    Student-t interval (:func:`~nnprobe.stats.mean_interval`), sd, min and max, the mean
+    training error and time; then, against the ``baseline`` regime (weight decay alone, the
+    paper's 1.6%), the mean difference of test error over the replicates both have (a replicate
+    gives every regime the same initial weights and data order, so the difference is paired)
+    with its t interval, and ``below_baseline_beyond_spread``: whether the regime's mean is
+    below the baseline's by more than the larger of the two seed-to-seed standard deviations
+    (NaN columns without a baseline).
     """
-    return (
-        networks.groupby("regime", sort=False)
-        .agg(
-            networks=("test_error", "size"),
-            mean_test_error=("test_error", "mean"),
-            sd_test_error=("test_error", "std"),
-            min_test_error=("test_error", "min"),
-            max_test_error=("test_error", "max"),
-            mean_train_error=("train_error", "mean"),
-            mean_train_seconds=("train_seconds", "mean"),
-        )
-        .reset_index()
-    )
+    rows = []
+    base = networks[networks["regime"] == baseline].set_index("replicate")["test_error"]
+    for regime, group in networks.groupby("regime", sort=False):
+        errors = group["test_error"].to_numpy(dtype=float)
+        mean, low, high = mean_interval(errors, confidence)
+        sd = float(errors.std(ddof=1)) if errors.size > 1 else float("nan")
+        row = {"regime": regime, "networks": int(errors.size), "mean_test_error": mean, "test_error_low": low,
+               "test_error_high": high, "sd_test_error": sd, "min_test_error": float(errors.min()),
+               "max_test_error": float(errors.max()), "mean_train_error": float(group["train_error"].mean()),
+               "mean_train_seconds": float(group["train_seconds"].mean())}
+        paired = (group.set_index("replicate")["test_error"] - base).dropna()
+        diff, diff_low, diff_high = mean_interval(paired.to_numpy(), confidence) if len(base) else (float("nan"),) * 3
+        spread = max(sd, float(base.std(ddof=1))) if len(base) > 1 and errors.size > 1 else float("nan")
+        row.update({f"vs_{baseline}": diff, f"vs_{baseline}_low": diff_low, f"vs_{baseline}_high": diff_high,
+                    "below_baseline_beyond_spread": bool(len(base) and base.mean() - mean > spread)
+                    if np.isfinite(spread) else False})
+        rows.append(row)
+    return pd.DataFrame(rows)
 
 
 def examples_on_every_model(examples: Sequence[Mapping[str, np.ndarray]], count: int) -> np.ndarray:

@@ -8,7 +8,7 @@ Two recipes, each a :class:`~nnprobe.engines.classifier.ClassifierTask`:
 * :class:`AutoencoderTask`: stage 1 of AE400-10, the sparse autoencoder alone, reconstructing
   the pixels.
 
-Sec. 4.3's adversarial training (pools of adversarial examples) is
+Sec. 4.2's adversarial training (pools of adversarial examples) is
 :class:`~nnprobe.studies.adversarial.pools.AdversarialPoolTask`.
 
 :func:`train_zoo_model` builds a zoo network from its seed and trains it (AE400-10 in two

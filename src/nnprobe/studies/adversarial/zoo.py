@@ -130,7 +130,7 @@ def weight_decay_penalty(
     lambdas: float | Sequence[float],
     normalize: Normalisation = "classic",
 ) -> torch.Tensor:
-    """The L2 weight decay of the zoo (Szegedy et al. 2013, Sec. 4.3 and Table 1's "lambda").
+    """The L2 weight decay of the zoo (Szegedy et al. 2013, Sec. 4.2 and Table 1's "lambda").
 
     ``penalty = sum over decayed layers l of  lambda_l * s_l * sum_i w_{l,i}^2``, added to the
     *mean* cross-entropy of a mini-batch; biases are not decayed. The factor ``s_l`` is the
@@ -146,7 +146,7 @@ def weight_decay_penalty(
     * ``"none"``: ``s_l = 1``, plain ``lambda * sum(w^2)`` (twice the classic penalty).
 
     What the paper says: Table 1 gives each model a lambda (FC10: 1e-4, 1e-2, 1; the sigmoid
-    networks 1e-5, 1e-5, 1e-6 per layer; AE400-10 1e-6), and Sec. 4.3 writes the decay as
+    networks 1e-5, 1e-5, 1e-6 per layer; AE400-10 1e-6), and Sec. 4.2 writes the decay as
     "lambda * sum w_i^2 / k" without defining k. Why "classic" is the default: it is the only
     form whose lambdas give Table 1's errors of FC10 (a convex problem, whose optimum depends
     on the decay alone): within 0.2 points for lambda = 1e-4 and 1e-2, 1.6-1.9 points above
