@@ -32,7 +32,7 @@ demo: install
 	$(SNAKEMAKE) --profile $(PROFILE) $(DEMO_CONFIG) --report $(REPORT)
 
 test: install
-	$(BIN)/python -m pytest -ra
+	$(BIN)/python -m pytest -ra --durations=25
 
 lint: install
 	$(SNAKEMAKE) --lint
