@@ -50,11 +50,13 @@ log = logging.getLogger("nnprobe.evidence")
 NETWORK_KEYS = {"mislabel": ["seed", "dataset", "model", "train.epochs", "train.batch_size", "train.optimizer",
                              "train.lr", "train.eps", "train.precision", "mislabel.fraction"]}
 #: Where a study's per-model tables lie in a run's working directory: the mislabel networks'
-#: metrics; the adversarial study's tables (one row per network or attacked model) and the
-#: record and training log of every adversarially trained network; the noise study's per-network probe tables and
-#: training metrics; the visualize study's per-network evaluations and class-wise pattern tables.
+#: metrics; the adversarial study's tables (one row per network or attacked model), the zoo's
+#: training records and the record and training log of every adversarially trained network; the
+#: noise study's per-network probe tables and training metrics; the visualize study's
+#: per-network evaluations and class-wise pattern tables.
 PER_MODEL = {"mislabel": ["results/mislabel/networks/*/*/metrics.parquet"],
-             "adversarial": ["results/adversarial/tables/*.parquet", "results/adversarial/training/*/*.json",
+             "adversarial": ["results/adversarial/tables/*.parquet", "results/adversarial/models/*/*.json",
+                             "results/adversarial/training/*/*.json",
                              "results/adversarial/training/*/*.monitor.parquet"],
              "noise": ["results/noise/probes/*/*/*.parquet", "results/noise/probes/*/*.parquet",
                        "results/noise/models/*/*/metrics.json", "results/noise/models/*/*/history.csv"],

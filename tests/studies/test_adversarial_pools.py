@@ -1,5 +1,5 @@
 """Adversarial training with per-layer pools (nnprobe.studies.adversarial.pools, Szegedy et al. 2013,
-Sec. 4.3): the examples of each pool, what they train, the warm-up, FIFO replacement and resume.
+Sec. 4.2): the examples of each pool, what they train, the warm-up, FIFO replacement and resume.
 
 Tiny sigmoid networks on scikit-learn's 8x8 digits (pixels scaled to [0, 1]), seconds on the CPU.
 """
