@@ -3,19 +3,21 @@
 The test installs Debian's slurmctld, slurmd and munge when they are missing (root and
 apt-get needed, else it skips), starts munged, slurmctld and slurmd on a configuration of
 its own in a temporary folder (no accounting database; a node with two GPUs as a GRES on two
-stand-in device files, which needs no real GPU, and a CPU and a GPU partition), runs config/demo.yaml's
-mislabel study (target ``mislabel``) and a training job of every other study through
-``--profile profiles/slurm`` with ``resources.train_gpu: 1`` (and ``allow_cpu``: the GPUs are
-not real), and then checks
+stand-in device files, which needs no real GPU, and a CPU and a GPU partition), runs the first
+replicate of every network of config/demo.yaml's mislabel study (their files as targets, in jobs
+of one replicate: ``mislabel.replicates_per_job: 1`` is a speed key) and a training job of every
+other study through ``--profile profiles/slurm`` with ``resources.train_gpu: 1`` (and
+``allow_cpu``: the GPUs are not real), and then checks
 
 * from SLURM's own records (``squeue --states=all``, ``scontrol show job`` and the
   slurmctld log) that every job Snakemake did not run locally went through sbatch, one
   SLURM job per Snakemake job, with the rule's memory and time limit, every GPU rule's job
   in the GPU partition with a GPU request and every other job in the CPU partition;
-* that the results equal those of the local demo run (the ``demo_run`` fixture) exactly:
-  the same seeds give bit-identical tables and weights, because both executors run each
-  job with the rule's thread count (Snakemake sets OMP_NUM_THREADS etc. to it: 1 here), so
-  CPU reductions happen in the same order.
+* that the networks equal those of the local demo run (the ``demo_run`` fixture) exactly:
+  the same seeds give bit-identical weights and per-class metrics, though the local run trained
+  them in jobs of four replicates, because a network's arithmetic on the CPU is its own
+  whatever its job (tests/studies/test_mislabel_jobs.py) and both executors run each job with
+  the rule's thread count (Snakemake sets OMP_NUM_THREADS etc. to it: 1 here).
 
 Every daemon it started is stopped in the fixture's teardown, pass or fail. Set
 NNPROBE_REQUIRE_SLURM=1 to turn the skips (not root, no apt-get, install failed) into
@@ -45,6 +47,8 @@ import pandas as pd
 import pytest
 import yaml
 
+from nnprobe.core.naming import population_pairs
+
 pytestmark = [pytest.mark.slow, pytest.mark.slurm]
 
 REPO = Path(__file__).resolve().parents[2]
@@ -67,8 +71,11 @@ OTHER_STUDIES = [
     "results/noise/models/multiclass/seed0/metrics.json",
     "results/visualize/models/natural/metrics.parquet",
 ]
-#: What the run asks of SLURM besides the demo: a GPU for every network job.
-GPU_CONFIG = {"resources": {"train_gpu": 1, "allow_cpu": True}}
+#: What the run asks of SLURM besides the demo: a GPU for every network job; jobs of one replicate.
+GPU_CONFIG = {"resources": {"train_gpu": 1, "allow_cpu": True}, "mislabel": {"replicates_per_job": 1}}
+#: The first replicate of every network of the demo's mislabel study (10 digits: 45 pairs and the baseline).
+FIRST_REPLICATE = [f"results/mislabel/networks/{pair}/r000/{name}" for pair in population_pairs(10)
+                   for name in ("weights.safetensors", "metrics.parquet")]
 RUN_TIMEOUT = 20 * 60
 #: Overrides of profiles/slurm for this one-node cluster (the test's second --profile).
 OVERRIDES = {
@@ -77,8 +84,6 @@ OVERRIDES = {
     "slurm-init-seconds-before-status-checks": 2,  # jobs take seconds here: poll soon
     "slurm-keep-successful-logs": True,  # keep each job's SLURM log for the checks below
 }
-#: Tables compared with the local run (relative to results/).
-TABLES = ["mislabel/tables/per_model_class.parquet", "mislabel/tables/welch_*.parquet", "mislabel/tables/information_*.parquet"]
 
 
 def _skip(reason: str) -> None:
@@ -372,9 +377,9 @@ def test_demo_runs_through_slurm_and_matches_the_local_run(demo_run: Path, slurm
     gpu_config.write_text(yaml.safe_dump(GPU_CONFIG))
     try:
         proc = run_snakemake(
-            # The mislabel study whole and one training job of every other study: the whole
-            # demo twice would not fit the CI's time budget.
-            ["mislabel", *OTHER_STUDIES, "--profile", REPO / "profiles" / "slurm", "--profile", override],
+            # A replicate of every mislabel network and one training job of every other study:
+            # the whole demo twice would not fit the CI's time budget.
+            [*FIRST_REPLICATE, *OTHER_STUDIES, "--profile", REPO / "profiles" / "slurm", "--profile", override],
             directory=workdir,
             configfiles=(DEMO_CONFIG, gpu_config),
             timeout=RUN_TIMEOUT,
@@ -439,11 +444,9 @@ def test_demo_runs_through_slurm_and_matches_the_local_run(demo_run: Path, slurm
     # -- the results equal the local run's -------------------------------------------------
     local_results, slurm_results = demo_run / "results", workdir / "results"
     produced = {p.relative_to(slurm_results) for p in (slurm_results / "mislabel").rglob("*") if p.is_file()}
-    expected = {p.relative_to(local_results) for p in (local_results / "mislabel").rglob("*") if p.is_file()}
+    expected = {Path(t).relative_to("results") for t in FIRST_REPLICATE}
     assert produced == expected, produced ^ expected
-    tables = sorted({p for pattern in TABLES for p in local_results.glob(pattern)})
-    assert len(tables) == 7, tables
-    for table in tables:
+    for table in sorted(local_results.glob("mislabel/networks/*/r000/metrics.parquet")):
         pd.testing.assert_frame_equal(
             pd.read_parquet(slurm_results / table.relative_to(local_results)), pd.read_parquet(table), check_exact=True,
             obj=str(table.relative_to(local_results)),
@@ -451,7 +454,7 @@ def test_demo_runs_through_slurm_and_matches_the_local_run(demo_run: Path, slurm
     from safetensors.numpy import load_file
 
     other = [Path(t).relative_to("results") for t in OTHER_STUDIES]
-    networks = [*local_results.glob("mislabel/networks/*/*/weights.safetensors"),
+    networks = [*local_results.glob("mislabel/networks/*/r000/weights.safetensors"),
                 local_results / "adversarial/models/full/fc10_1.safetensors",
                 local_results / "noise/models/multiclass/seed0/weights.safetensors",
                 local_results / "visualize/models/natural/weights.safetensors"]
