@@ -60,8 +60,10 @@ def test_adversarial_evidence_holds_its_tables_and_training_records(demo_run, tm
     out = write_evidence("adversarial", demo_run, tmp_path / "2026-12-02-adversarial-demo", command="make demo")
     names = sorted(p.name for p in (out / "per_model").iterdir())
     assert "tables__zoo.parquet" in names and "training__adversarial_pool__0.json" in names
+    assert "models__full__ae400-10.json" in names  # the zoo's training records (AE400-10's code activation)
     records = sorted(demo_run.glob("results/adversarial/training/*/*.json"))
-    assert sum(name.endswith(".json") for name in names) == len(records) > 0
+    zoo = sorted(demo_run.glob("results/adversarial/models/*/*.json"))
+    assert sum(name.endswith(".json") for name in names) == len(records) + len(zoo) and records and zoo
     assert "training__capped_pool__0.monitor.parquet" in names and "tables__paper_comparison.parquet" in names
     assert len(list((out / "figures").glob("*.png"))) == 8
     readme = (out / "README.md").read_text()
