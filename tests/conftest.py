@@ -1,4 +1,5 @@
-"""Shared fixtures: the repository, the venv's Snakemake, one demo run per session, real data.
+"""Shared fixtures: the repository, the venv's Snakemake, one demo run per session, real data,
+the 8x8 digits of the unit tests and their thread limit.
 
 ``demo_run`` runs the whole demo DAG (config/demo.yaml, scikit-learn digits, a few CPU
 minutes) once per pytest session in a temporary directory; every test that needs the
@@ -10,6 +11,7 @@ read-only: copy what they want to re-run into a directory of their own.
 from __future__ import annotations
 
 import contextlib
+import functools
 import os
 import shutil
 import subprocess
@@ -225,3 +227,86 @@ def interrupted_after_epoch(monkeypatch):
 
     return interrupted
 
+
+
+# --------------------------------------------------------------------------- the digits
+# scikit-learn's 8x8 digits in the forms the unit tests use, read once per session; each module
+# gets its own tensors, so a test that changes them in place changes no other module's.
+
+
+@functools.cache
+def _digit_splits():
+    from nnprobe.core.sources import load_sklearn_digits
+
+    splits, _ = load_sklearn_digits(test_fraction=0.25, seed=0)
+    return splits
+
+
+@pytest.fixture(scope="module")
+def digit_images():
+    """The digits as the workflow prepares them (source ``sklearn_digits``, test fraction 0.25,
+    seed 0): ``{"train": (images, labels), "test": (images, labels)}``, images uint8 ``(N, 1, 8, 8)``."""
+    import torch
+
+    return {name: (torch.from_numpy(split.images.copy()), torch.from_numpy(split.labels.copy()))
+            for name, split in _digit_splits().items()}
+
+
+@pytest.fixture(scope="module")
+def digit_vectors():
+    """All 1,797 digits in scikit-learn's order as vectors of 64 pixels in [0, 1] (float32), and
+    their labels (int64): ``(x, y)``."""
+    import torch
+    from sklearn.datasets import load_digits
+
+    bunch = load_digits()
+    return torch.tensor(bunch.data / 16.0, dtype=torch.float32), torch.tensor(bunch.target, dtype=torch.int64)
+
+
+@pytest.fixture(scope="module")
+def few_digit_vectors(digit_vectors):
+    """The first 300 of :func:`digit_vectors`: seconds-long trainings of tiny networks."""
+    x, y = digit_vectors
+    return x[:300], y[:300]
+
+
+@pytest.fixture(scope="module")
+def digit_vector_split(digit_vectors):
+    """:func:`digit_vectors` split at random (seed 0), 1,400 to train and 397 to test:
+    ``{"x_train", "y_train", "x_test", "y_test"}``."""
+    import torch
+
+    x, y = digit_vectors
+    order = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(0))
+    train, test = order[:1400], order[1400:]
+    return {"x_train": x[train], "y_train": y[train], "x_test": x[test], "y_test": y[test]}
+
+
+@pytest.fixture(scope="session")
+def prepared_digits(tmp_path_factory) -> Path:
+    """A folder with the digits as rule prepare_dataset writes them (``train.npz``, ``test.npz``,
+    ``manifest.json``; source ``sklearn_digits``, test fraction 0.25, seed 0). Read-only: a test
+    that cuts the split writes its own folder (``cut_training_split``)."""
+    from nnprobe.core.sources import prepare_dataset
+
+    folder = tmp_path_factory.mktemp("prepared_digits")
+    prepare_dataset({"source": "sklearn_digits", "test_fraction": 0.25, "seed": 0}, folder / "train.npz",
+                    folder / "test.npz", folder / "manifest.json")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def cut_training_split(prepared_digits) -> Callable[[Path, dict[str, int]], Path]:
+    """``cut(folder, {name: n})``: ``folder`` with the prepared digits' ``test.npz`` and, per
+    name, ``name.npz`` holding the first ``n`` training images (smaller, quicker jobs)."""
+    from nnprobe.core.splits import Split, load_split, save_split
+
+    def cut(folder: Path, sizes: dict[str, int]) -> Path:
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(prepared_digits / "test.npz", folder / "test.npz")
+        train = load_split(prepared_digits / "train.npz")
+        for name, n in sizes.items():
+            save_split(Split(train.images[:n], train.labels[:n], train.classes), folder / f"{name}.npz")
+        return folder
+
+    return cut

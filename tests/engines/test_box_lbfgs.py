@@ -166,24 +166,19 @@ def test_iterates_stay_in_the_box_budgets_hold_and_stopped_rows_stay():
 
 
 @pytest.fixture(scope="module")
-def digits_mlp():
+def digits_mlp(digit_vector_split):
     """A 64-32-10 sigmoid network trained on the digits (Adam, 25 epochs), its correctly classified test digits."""
-    from sklearn.datasets import load_digits
-
-    bunch = load_digits()
-    x = torch.tensor(bunch.data / 16.0, dtype=torch.float32)
-    y = torch.tensor(bunch.target, dtype=torch.int64)
-    perm = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(0))
-    train, test = perm[:1400], perm[1400:]
+    split = digit_vector_split
+    x_train, y_train, x_test, y_test = split["x_train"], split["y_train"], split["x_test"], split["y_test"]
     torch.manual_seed(0)
     model = fc_sigmoid((32,), num_inputs=64, generator=torch.Generator().manual_seed(1))
-    task = ClassifierTask(model, x[train], y[train], batch_size=64, order_seed=2, optimizer=OptimizerSpec("adam", lr=1e-2))
+    task = ClassifierTask(model, x_train, y_train, batch_size=64, order_seed=2, optimizer=OptimizerSpec("adam", lr=1e-2))
     fit(task, TrainOptions(epochs=25, device="cpu", progress=False))
     model.eval()
     with torch.no_grad():
-        right = torch.nonzero(model(x[test]).argmax(1) == y[test]).flatten()
-    assert right.numel() > 0.9 * test.numel()
-    return model, x[test][right], y[test][right]
+        right = torch.nonzero(model(x_test).argmax(1) == y_test).flatten()
+    assert right.numel() > 0.9 * len(y_test)
+    return model, x_test[right], y_test[right]
 
 
 @pytest.fixture(scope="module")

@@ -9,16 +9,8 @@ from nnprobe.engines.evaluation import accuracy, error_rate, logit_accuracy, pre
 from nnprobe.models.szegedy import fc_sigmoid
 
 
-@pytest.fixture(scope="module")
-def digits() -> tuple[torch.Tensor, torch.Tensor]:
-    from sklearn.datasets import load_digits
-
-    bunch = load_digits()
-    return torch.tensor(bunch.data[:300] / 16.0, dtype=torch.float32), torch.tensor(bunch.target[:300])
-
-
-def test_error_rate_is_one_minus_accuracy_in_any_batch_size(digits):
-    x, y = digits
+def test_error_rate_is_one_minus_accuracy_in_any_batch_size(few_digit_vectors):
+    x, y = few_digit_vectors
     model = fc_sigmoid((16,), num_inputs=64, generator=torch.Generator().manual_seed(0)).train()
     with torch.no_grad():
         expected = float((model(x).argmax(1) != y).double().mean())  # no dropout: train mode computes the same

@@ -10,7 +10,6 @@ import pytest
 import torch
 from torch import nn
 
-from nnprobe.core.sources import load_sklearn_digits
 from nnprobe.engines.classifier import ClassifierTask
 from nnprobe.engines.evaluation import to_unit
 from nnprobe.engines.features import (
@@ -30,20 +29,7 @@ from nnprobe.engines.training import OptimizerSpec, TrainOptions, fit
 from nnprobe.models.topdown import Normalized, standard_cnn
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    # Tiny models: one intra-op thread is fastest, and far faster than two on a busy machine.
-    # Module scope: it holds while the module's networks train, too.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def digits():
-    splits, _ = load_sklearn_digits(test_fraction=0.25, seed=0)
-    return {k: (torch.from_numpy(s.images), torch.from_numpy(s.labels)) for k, s in splits.items()}
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def _tiny(channels: int = 1, width: int = 8, seed: int = 0) -> Normalized:
@@ -59,10 +45,10 @@ def train_classifier(model: nn.Module, images, labels, *, epochs: int, batch_siz
 
 
 @pytest.fixture(scope="module")
-def natural(digits):
+def natural(digit_images):
     torch.manual_seed(0)
     model = _tiny(width=8)
-    x, y = digits["train"]
+    x, y = digit_images["train"]
     train_classifier(model, x, y, epochs=6, batch_size=64, lr=5e-3, seed=1)
     return model
 
@@ -134,8 +120,8 @@ def test_activation_maximization_raises_every_target_logit(natural, fourier):
     assert history[-1] > history[0]
 
 
-def test_caricature_amplifies_each_layer_and_inversion_matches_representations(natural, digits):
-    x = to_unit(digits["test"][0][:3])
+def test_caricature_amplifies_each_layer_and_inversion_matches_representations(natural, digit_images):
+    x = to_unit(digit_images["test"][0][:3])
     layers = list(natural.layers)
     reg = Regularizers(jitter=1, scale=0.0, rotate=0.0, tv=0.0, fourier=False, decorrelate=False)
     car, objective = caricature(natural, x, layers, target="layer", channel=0, steps=20, lr=0.05, reg=reg, seed=0)

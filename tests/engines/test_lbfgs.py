@@ -41,29 +41,17 @@ pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")
-def digits() -> dict[str, torch.Tensor]:
-    from sklearn.datasets import load_digits
-
-    bunch = load_digits()
-    x = torch.tensor(bunch.data / 16.0, dtype=torch.float32)  # (1797, 64) in [0, 1]
-    y = torch.tensor(bunch.target, dtype=torch.int64)
-    perm = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(0))
-    train, test = perm[:1400], perm[1400:]
-    return {"x_train": x[train], "y_train": y[train], "x_test": x[test], "y_test": y[test]}
-
-
-@pytest.fixture(scope="module")
-def mlp(digits) -> SigmoidMLP:
+def mlp(digit_vector_split) -> SigmoidMLP:
     torch.manual_seed(0)
     model = fc_sigmoid((32,), num_inputs=64, generator=torch.Generator().manual_seed(1))
-    train(model, digits["x_train"], digits["y_train"], (1e-5, 1e-6), epochs=25, batch_size=64, lr=1e-2, seed=2)
+    train(model, digit_vector_split["x_train"], digit_vector_split["y_train"], (1e-5, 1e-6), epochs=25, batch_size=64, lr=1e-2, seed=2)
     return model
 
 
 @pytest.fixture(scope="module")
-def softmax(digits) -> SoftmaxRegression:
+def softmax(digit_vector_split) -> SoftmaxRegression:
     model = fc10(num_inputs=64, generator=torch.Generator().manual_seed(3))
-    train(model, digits["x_train"], digits["y_train"], 1e-4, epochs=20, batch_size=64, lr=1e-2, seed=4)
+    train(model, digit_vector_split["x_train"], digit_vector_split["y_train"], 1e-4, epochs=20, batch_size=64, lr=1e-2, seed=4)
     return model
 
 
@@ -72,9 +60,9 @@ def accuracy(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> float:
         return float((model(x).argmax(1) == y).float().mean())
 
 
-def attack_batch(model: nn.Module, digits, n: int = 24, seed: int = 0):
+def attack_batch(model: nn.Module, digit_vector_split, n: int = 24, seed: int = 0):
     """The first n correctly classified test digits and a random wrong target for each."""
-    x, y = digits["x_test"], digits["y_test"]
+    x, y = digit_vector_split["x_test"], digit_vector_split["y_test"]
     with torch.no_grad():
         right = torch.nonzero(model(x).argmax(1) == y).flatten()[:n]
     g = torch.Generator().manual_seed(seed)
@@ -111,10 +99,10 @@ def check_attack(model: nn.Module, x: torch.Tensor, res) -> None:
 
 
 @pytest.mark.parametrize("which", ["mlp", "softmax"])
-def test_lbfgs_is_minimal_against_the_gradient_baseline(which, request, digits):
+def test_lbfgs_is_minimal_against_the_gradient_baseline(which, request, digit_vector_split):
     model = request.getfixturevalue(which)
-    assert accuracy(model, digits["x_test"], digits["y_test"]) > 0.9
-    x, _, target = attack_batch(model, digits, n=16)
+    assert accuracy(model, digit_vector_split["x_test"], digit_vector_split["y_test"]) > 0.9
+    x, _, target = attack_batch(model, digit_vector_split, n=16)
     res = minimal_adversarial_lbfgs(model, x, target, max_iter=60, bisection_steps=6)
     base = iterative_gradient_attack(model, x, target, steps=1000, step_size=0.02)
     check_attack(model, x, res)
@@ -128,8 +116,8 @@ def test_lbfgs_is_minimal_against_the_gradient_baseline(which, request, digits):
     assert torch.isfinite(res.c).all() and (res.c > 0).all()
 
 
-def test_lbfgs_without_refinement_is_adversarial_and_minimal(mlp, digits):
-    x, _, target = attack_batch(mlp, digits, n=12, seed=1)
+def test_lbfgs_without_refinement_is_adversarial_and_minimal(mlp, digit_vector_split):
+    x, _, target = attack_batch(mlp, digit_vector_split, n=12, seed=1)
     res = minimal_adversarial_lbfgs(mlp, x, target, max_iter=60, bisection_steps=6, refine_steps=0)
     base = iterative_gradient_attack(mlp, x, target, steps=400, step_size=0.05)
     check_attack(mlp, x, res)
@@ -137,9 +125,9 @@ def test_lbfgs_without_refinement_is_adversarial_and_minimal(mlp, digits):
     assert (res.distortion - base.distortion <= 1e-4).all()
 
 
-def test_lbfgs_with_the_plain_cross_entropy_is_adversarial(mlp, digits):
+def test_lbfgs_with_the_plain_cross_entropy_is_adversarial(mlp, digit_vector_split):
     """temperature=1 (the classifier's own loss) gives valid examples, no smaller than T = 0.1."""
-    x, _, target = attack_batch(mlp, digits, n=8, seed=4)
+    x, _, target = attack_batch(mlp, digit_vector_split, n=8, seed=4)
     plain = minimal_adversarial_lbfgs(mlp, x, target, max_iter=40, bisection_steps=4, temperature=1.0)
     sharp = minimal_adversarial_lbfgs(mlp, x, target, max_iter=40, bisection_steps=4)
     check_attack(mlp, x, plain)
@@ -147,8 +135,8 @@ def test_lbfgs_with_the_plain_cross_entropy_is_adversarial(mlp, digits):
     assert float(sharp.distortion.mean()) <= float(plain.distortion.mean()) + 1e-4
 
 
-def test_lbfgs_batches_do_not_change_the_answer(mlp, digits):
-    x, _, target = attack_batch(mlp, digits, n=6, seed=2)
+def test_lbfgs_batches_do_not_change_the_answer(mlp, digit_vector_split):
+    x, _, target = attack_batch(mlp, digit_vector_split, n=6, seed=2)
     whole = minimal_adversarial_lbfgs(mlp, x, target, max_iter=30, bisection_steps=2)
     chunked = minimal_adversarial_lbfgs(mlp, x, target, max_iter=30, bisection_steps=2, batch_size=4)
     check_attack(mlp, x, chunked)
@@ -203,8 +191,8 @@ def test_lbfgs_hits_the_linear_boundary():
     torch.testing.assert_close(res4.distortion, res.distortion, atol=1e-5, rtol=0)
 
 
-def test_any_target_picks_the_easiest_wrong_class(softmax, digits):
-    x, y, other = attack_batch(softmax, digits, n=3, seed=3)
+def test_any_target_picks_the_easiest_wrong_class(softmax, digit_vector_split):
+    x, y, other = attack_batch(softmax, digit_vector_split, n=3, seed=3)
     res = minimal_adversarial_any_target(softmax, x, y, max_iter=30, bisection_steps=2)
     check_attack(softmax, x, res)
     assert res.success.all() and (res.target != y).all()

@@ -6,7 +6,6 @@ import pytest
 import torch
 from torch import nn
 
-from nnprobe.core.sources import load_sklearn_digits
 from nnprobe.engines.classifier import ClassifierTask
 from nnprobe.engines.evaluation import accuracy, to_unit
 from nnprobe.engines.pgd import PGD, pgd_attack, robust_accuracy
@@ -14,20 +13,7 @@ from nnprobe.engines.training import OptimizerSpec, TrainOptions, fit
 from nnprobe.models.topdown import Normalized, standard_cnn
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    # Tiny models: one intra-op thread is fastest, and far faster than two on a busy machine.
-    # Module scope: it holds while the module's networks train, too.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def digits():
-    splits, _ = load_sklearn_digits(test_fraction=0.25, seed=0)
-    return {k: (torch.from_numpy(s.images), torch.from_numpy(s.labels)) for k, s in splits.items()}
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def _tiny(channels: int = 1, width: int = 8, seed: int = 0) -> Normalized:
@@ -43,16 +29,16 @@ def train_classifier(model: nn.Module, images, labels, *, epochs: int, batch_siz
 
 
 @pytest.fixture(scope="module")
-def natural(digits):
+def natural(digit_images):
     torch.manual_seed(0)
     model = _tiny(width=8)
-    x, y = digits["train"]
+    x, y = digit_images["train"]
     train_classifier(model, x, y, epochs=6, batch_size=64, lr=5e-3, seed=1)
     return model
 
 
-def test_pgd_stays_in_the_ball_and_the_box_and_lowers_accuracy(natural, digits):
-    x_u8, y = digits["test"]
+def test_pgd_stays_in_the_ball_and_the_box_and_lowers_accuracy(natural, digit_images):
+    x_u8, y = digit_images["test"]
     x = to_unit(x_u8[:200])
     y = y[:200]
     natural.zero_grad(set_to_none=True)

@@ -43,20 +43,10 @@ def settings() -> dict:
 
 
 @pytest.fixture(scope="module")
-def digits():
-    from sklearn.datasets import load_digits
-
-    bunch = load_digits()
-    x = torch.tensor(bunch.data / 16.0, dtype=torch.float32)
-    y = torch.tensor(bunch.target, dtype=torch.int64)
-    return x[:1400], y[:1400], x[1400:], y[1400:]
-
-
-@pytest.fixture(scope="module")
-def model(digits):
+def model(digit_vectors):
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
-    x, y, _, _ = digits
+    x, y = (t[:1400] for t in digit_vectors)
     net = fc_sigmoid((32,), num_inputs=64, generator=torch.Generator().manual_seed(1))
     fit(ZooClassifierTask(net, x, y, weight_decay=(1e-5, 1e-6), normalize="units", batch_size=64, lr=1e-2,
                           order_seed=2), TrainOptions(epochs=15, device="cpu", progress=False))
@@ -87,8 +77,8 @@ def test_random_wrong_labels_are_wrong_seeded_and_uniform():
         random_wrong_labels(np.array([0.5]), 10, seed=0)
 
 
-def test_paper_attack_is_the_lbfgs_solution_as_found(model, digits, settings):
-    _, _, x, y = digits
+def test_paper_attack_is_the_lbfgs_solution_as_found(model, digit_vectors, settings):
+    x, y = (t[1400:] for t in digit_vectors)
     x, y = x[:12], y[:12]
     target = torch.from_numpy(random_wrong_labels(y.numpy(), 10, seed=0))
     res = paper_attack(model, x, target, settings)
@@ -106,8 +96,8 @@ def test_paper_attack_is_the_lbfgs_solution_as_found(model, digits, settings):
     assert (margin > 0).all() and (margin > 1e-2).float().mean() >= 0.75
 
 
-def test_attack_record_random_target_is_never_closer_than_the_nearest(model, digits, settings):
-    _, _, x, y = digits
+def test_attack_record_random_target_is_never_closer_than_the_nearest(model, digit_vectors, settings):
+    x, y = (t[1400:] for t in digit_vectors)
     x, y = x[:16], y[:16]
     with torch.no_grad():
         y = y.clone()
@@ -128,8 +118,8 @@ def test_attack_record_random_target_is_never_closer_than_the_nearest(model, dig
     assert record["seconds"] > 0 and record["nearest_seconds"] > 0
 
 
-def test_attack_record_nearest_target_on_part_of_the_images(model, digits, settings):
-    _, _, x, y = digits
+def test_attack_record_nearest_target_on_part_of_the_images(model, digit_vectors, settings):
+    x, y = (t[1400:] for t in digit_vectors)
     x, y = x[:10], y[:10]
     target = torch.from_numpy(random_wrong_labels(y.numpy(), 10, seed=2))
     record = attack_record(model, x, y, target, settings, nearest_positions=np.array([1, 4, 7]))
@@ -144,8 +134,8 @@ def test_attack_record_nearest_target_on_part_of_the_images(model, digits, setti
     np.testing.assert_array_equal(record["distortion"], full["distortion"])  # the paper attack: all images
 
 
-def test_attack_record_without_the_nearest_target(model, digits, settings):
-    _, _, x, y = digits
+def test_attack_record_without_the_nearest_target(model, digit_vectors, settings):
+    x, y = (t[1400:] for t in digit_vectors)
     off = {**settings, "nearest_target": {**settings["nearest_target"], "enabled": False}}
     record = attack_record(model, x[:4], y[:4], (y[:4] + 1) % 10, off)
     assert not any(key.startswith("nearest") for key in record)

@@ -26,15 +26,6 @@ RECIPE = {"weight_decay": (1e-5, 1e-5, 1e-6), "normalize": "none", "batch_size":
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
-@pytest.fixture(scope="module")
-def digits() -> tuple[torch.Tensor, torch.Tensor]:
-    from sklearn.datasets import load_digits
-
-    bunch = load_digits()
-    x = torch.tensor(bunch.data[:300] / 16.0, dtype=torch.float32)  # (300, 64) in [0, 1]
-    return x, torch.tensor(bunch.target[:300], dtype=torch.int64)
-
-
 def network(seed: int = 1):
     return fc_sigmoid((24, 16), num_inputs=64, generator=torch.Generator().manual_seed(seed))
 
@@ -58,8 +49,8 @@ def warmed_up(x, y, **kwargs) -> AdversarialPoolTask:
     return task
 
 
-def test_layers_above_continue_the_network_and_train_only_what_is_above(digits):
-    x, y = digits
+def test_layers_above_continue_the_network_and_train_only_what_is_above(few_digit_vectors):
+    x, y = few_digit_vectors
     net = network().eval()
     hidden = net.hidden(x)
     for layer in (0, 1):
@@ -74,8 +65,8 @@ def test_layers_above_continue_the_network_and_train_only_what_is_above(digits):
         assert all(grads[n] is not None and grads[n].abs().sum() > 0 for n in set(named) - below)
 
 
-def test_pool_examples_are_adversarial_activations_with_true_labels(digits):
-    x, y = digits
+def test_pool_examples_are_adversarial_activations_with_true_labels(few_digit_vectors):
+    x, y = few_digit_vectors
     task = warmed_up(x, y)
     task.step = 11
     task.refresh()
@@ -101,8 +92,8 @@ def test_pool_examples_are_adversarial_activations_with_true_labels(digits):
         assert (pool["made"] == 11).all()
 
 
-def test_no_attack_before_the_warm_up(digits, monkeypatch):
-    x, y = digits
+def test_no_attack_before_the_warm_up(few_digit_vectors, monkeypatch):
+    x, y = few_digit_vectors
     calls = []
     attack = pools.minimal_adversarial_lbfgs
 
@@ -121,8 +112,8 @@ def test_no_attack_before_the_warm_up(digits, monkeypatch):
     assert {int(m) for p in task.pools.values() for m in p["made"]} == {12, 15}
 
 
-def test_a_full_pool_drops_its_oldest_examples_first(digits):
-    x, y = digits
+def test_a_full_pool_drops_its_oldest_examples_first(few_digit_vectors):
+    x, y = few_digit_vectors
     task = warmed_up(x, y, layers=(1,), pool_size=20, refresh_size=9)
     for step in range(6):
         before = {k: v.clone() for k, v in task.pools["1"].items() if isinstance(v, torch.Tensor)}
@@ -139,8 +130,8 @@ def test_a_full_pool_drops_its_oldest_examples_first(digits):
     assert int(task.pools["1"]["made"].min()) > 0  # the first refresh's examples are gone
 
 
-def test_training_on_a_pool_reaches_only_the_layers_above_it(digits):
-    x, y = digits
+def test_training_on_a_pool_reaches_only_the_layers_above_it(few_digit_vectors):
+    x, y = few_digit_vectors
     for layer, frozen in ((0, ("layers.0.",)), (1, ("layers.0.", "layers.1."))):
         task = warmed_up(x, y, layers=(layer,))
         task.refresh()
@@ -153,8 +144,8 @@ def test_training_on_a_pool_reaches_only_the_layers_above_it(digits):
             assert (grad is None) == name.startswith(frozen), name
 
 
-def test_resume_reproduces_the_pools_and_weights_bitwise(digits, tmp_path, interrupted_after_epoch):
-    x, y = digits
+def test_resume_reproduces_the_pools_and_weights_bitwise(few_digit_vectors, tmp_path, interrupted_after_epoch):
+    x, y = few_digit_vectors
 
     def run(checkpoints=None):
         task = task_for(x, y, recompute=True, max_distortion=[0.5, 0.5, 0.5], monitor=TrainingMonitor(x, 50, seed=0))
@@ -181,8 +172,8 @@ def test_resume_reproduces_the_pools_and_weights_bitwise(digits, tmp_path, inter
     pd.testing.assert_frame_equal(pd.DataFrame(resumed.monitor.rows), pd.DataFrame(reference.monitor.rows))
 
 
-def test_a_cap_keeps_out_the_far_examples_and_counts_them(digits):
-    x, y = digits
+def test_a_cap_keeps_out_the_far_examples_and_counts_them(few_digit_vectors):
+    x, y = few_digit_vectors
     free = warmed_up(x, y, layers=("input", 1), refresh_size=30)
     free.refresh()
     caps = {name: float(pool["distortions"].median()) for name, pool in free.pools.items()}
@@ -198,8 +189,8 @@ def test_a_cap_keeps_out_the_far_examples_and_counts_them(digits):
         task_for(x, y, layers=("input", 1), max_distortion=[0.1])
 
 
-def test_examples_store_their_perturbation_and_are_recomputed_through_the_lower_layers(digits):
-    x, y = digits
+def test_examples_store_their_perturbation_and_are_recomputed_through_the_lower_layers(few_digit_vectors):
+    x, y = few_digit_vectors
     task = warmed_up(x, y, layers=(1,), recompute=True)
     task.refresh()
     pool = task.pools["1"]
@@ -222,8 +213,8 @@ def test_examples_store_their_perturbation_and_are_recomputed_through_the_lower_
     assert not torch.allclose(stale_logits, logits)
 
 
-def test_the_monitor_logs_every_refresh(digits):
-    x, y = digits
+def test_the_monitor_logs_every_refresh(few_digit_vectors):
+    x, y = few_digit_vectors
     monitor = TrainingMonitor(x, 100, seed=0)
     task = task_for(x, y, layers=("input", 0), monitor=monitor, warmup_epochs=6)
     fit(task, options(8))
@@ -241,8 +232,8 @@ def test_the_monitor_logs_every_refresh(digits):
     assert monitor.rows[0]["pool_input_added"] > 0
 
 
-def test_bad_layers_are_refused(digits):
-    x, y = digits
+def test_bad_layers_are_refused(few_digit_vectors):
+    x, y = few_digit_vectors
     with pytest.raises(ValueError, match="has 2 hidden layers"):
         task_for(x, y, layers=("input", 2))
     with pytest.raises(ValueError, match="repeat"):

@@ -27,14 +27,6 @@ RECIPE = {"weight_decay": (1e-5, 1e-5, 1e-6), "normalize": "classic", "batch_siz
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
-@pytest.fixture(scope="module")
-def digits() -> tuple[torch.Tensor, torch.Tensor]:
-    from sklearn.datasets import load_digits
-
-    bunch = load_digits()
-    return torch.tensor(bunch.data[:300] / 16.0, dtype=torch.float32), torch.tensor(bunch.target[:300])
-
-
 def adversarial_config(**training) -> dict:
     """The schema's defaults of the config section ``adversarial``, with ``adversarial_training`` keys set."""
     config = {"adversarial": {"adversarial_training": training}}
@@ -79,8 +71,8 @@ def test_every_regime_reads_its_own_keys():
 # --------------------------------------------------------------------------- the on-the-fly perturbations
 
 
-def test_gradient_sign_and_its_random_control_have_the_same_size(digits):
-    x, y = digits
+def test_gradient_sign_and_its_random_control_have_the_same_size(few_digit_vectors):
+    x, y = few_digit_vectors
     net = fc_sigmoid((24, 16), num_inputs=64, generator=torch.Generator().manual_seed(1))
     x_in = x[:40].clone().requires_grad_(True)
     (grad,) = torch.autograd.grad(F.cross_entropy(net(x_in), y[:40], reduction="sum"), x_in)
@@ -103,8 +95,8 @@ def test_gradient_sign_and_its_random_control_have_the_same_size(digits):
         sign_perturbation(net, x, y, 0.1, "sideways")
 
 
-def test_perturbed_objective_is_goodfellows(digits):
-    x, y = digits
+def test_perturbed_objective_is_goodfellows(few_digit_vectors):
+    x, y = few_digit_vectors
     net = fc_sigmoid((24, 16), num_inputs=64, generator=torch.Generator().manual_seed(1))
     task = PerturbedTrainingTask(net, x, y, direction="gradient", epsilon=0.2, adversarial_weight=0.3, **RECIPE)
     task.train_batches(0)
@@ -122,8 +114,8 @@ def test_perturbed_objective_is_goodfellows(digits):
 # --------------------------------------------------------------------------- the monitor
 
 
-def test_the_monitor_watches_a_seeded_subset_and_changes_nothing(digits):
-    x, y = digits
+def test_the_monitor_watches_a_seeded_subset_and_changes_nothing(few_digit_vectors):
+    x, y = few_digit_vectors
     monitor = TrainingMonitor(x, 100, seed=5)
     assert monitor.index.numel() == 100 and torch.equal(monitor.index, TrainingMonitor(x, 100, seed=5).index)
     assert TrainingMonitor(x, 0, seed=5).index.numel() == 300 and TrainingMonitor(x, 999, seed=5).index.numel() == 300
@@ -143,8 +135,8 @@ def test_the_monitor_watches_a_seeded_subset_and_changes_nothing(digits):
         assert torch.equal(a, b)  # watching draws nothing from training's random streams
 
 
-def test_a_resumed_perturbed_run_ends_bitwise_with_the_same_log(digits, tmp_path, interrupted_after_epoch):
-    x, y = digits
+def test_a_resumed_perturbed_run_ends_bitwise_with_the_same_log(few_digit_vectors, tmp_path, interrupted_after_epoch):
+    x, y = few_digit_vectors
 
     def run(checkpoints=None):
         net = fc_sigmoid((24, 16), num_inputs=64, generator=torch.Generator().manual_seed(1))
@@ -174,8 +166,8 @@ def test_a_resumed_perturbed_run_ends_bitwise_with_the_same_log(digits, tmp_path
 
 
 @pytest.mark.parametrize("regime", REGIMES)
-def test_train_regime(digits, regime):
-    x, y = digits
+def test_train_regime(few_digit_vectors, regime):
+    x, y = few_digit_vectors
     adversarial = adversarial_config(monitor_images=100, layers=["input", 1], refresh_every=3, refresh_size=10,
                                      capped_pool={"refresh_every": 2, "refresh_size": 10, "pool_fraction": 0.2,
                                                   "max_distortion": [0.3, 0.3]})
@@ -195,8 +187,8 @@ def test_train_regime(digits, regime):
         assert rows[-1]["perturbation_rms"] > 0
 
 
-def test_the_weight_decay_regime_is_the_zoos_fc100_100_10(digits):
-    x, y = digits
+def test_the_weight_decay_regime_is_the_zoos_fc100_100_10(few_digit_vectors):
+    x, y = few_digit_vectors
     settings = {**regime_settings(adversarial_config(monitor_images=50), "weight_decay"), "batch_size": 50}
     options = TrainOptions(epochs=2, device="cpu", progress=False)
     model, _, _ = train_regime("weight_decay", x, y, settings, options, seed=4)

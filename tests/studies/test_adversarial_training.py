@@ -24,24 +24,12 @@ from nnprobe.studies.adversarial.zoo import build_zoo_model
 pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
-@pytest.fixture(scope="module")
-def digits() -> dict[str, torch.Tensor]:
-    from sklearn.datasets import load_digits
-
-    bunch = load_digits()
-    x = torch.tensor(bunch.data / 16.0, dtype=torch.float32)  # (1797, 64) in [0, 1]
-    y = torch.tensor(bunch.target, dtype=torch.int64)
-    perm = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(0))
-    train, test = perm[:1400], perm[1400:]
-    return {"x_train": x[train], "y_train": y[train], "x_test": x[test], "y_test": y[test]}
-
-
 def options(epochs: int) -> TrainOptions:
     return TrainOptions(epochs=epochs, device="cpu", progress=False)
 
 
-def test_weight_decay_shrinks_weights(digits):
-    x, y = digits["x_train"][:300], digits["y_train"][:300]
+def test_weight_decay_shrinks_weights(digit_vector_split):
+    x, y = digit_vector_split["x_train"][:300], digit_vector_split["y_train"][:300]
     norms = []
     for lam in (0.0, 10.0):
         model = fc10(num_inputs=64, generator=torch.Generator().manual_seed(0))
@@ -51,8 +39,8 @@ def test_weight_decay_shrinks_weights(digits):
     assert norms[1] < 0.7 * norms[0]
 
 
-def test_train_zoo_model_autoencoder_freezes_the_code(digits, monkeypatch):
-    x, y = digits["x_train"][:400], digits["y_train"][:400]
+def test_train_zoo_model_autoencoder_freezes_the_code(digit_vector_split, monkeypatch):
+    x, y = digit_vector_split["x_train"][:400], digit_vector_split["y_train"][:400]
     small = zoo.ZooEntry(
         lambda num_inputs, num_classes, generator: ae400_10(24, num_inputs, num_classes, generator), 1e-6, "tiny AE"
     )
@@ -77,11 +65,11 @@ def train_autoencoder(x: torch.Tensor, sparsity_weight: float, **kwargs) -> torc
 
 
 @pytest.mark.parametrize("reconstruction", ["squared_error", "cross_entropy"])
-def test_sparse_autoencoder_drives_the_mean_code_activation_to_rho(digits, reconstruction):
+def test_sparse_autoencoder_drives_the_mean_code_activation_to_rho(digit_vector_split, reconstruction):
     """KL sparsity (rho = 0.1, beta = 3) holds the code's mean activation at rho on the training
     images; without it (beta = 0) the sigmoid code is on about half the time (measured: 0.105
     and 0.57 with squared error)."""
-    x = digits["x_train"]
+    x = digit_vector_split["x_train"]
     sparse_model = train_autoencoder(x, 3.0, reconstruction=reconstruction)
     dense_model = train_autoencoder(x, 0.0, reconstruction=reconstruction)
     with torch.no_grad():
@@ -106,8 +94,8 @@ def test_autoencoder_task_refuses_an_unknown_loss_or_target():
         AutoencoderTask(fc10(64), x, weight_decay=0.0, normalize="classic", batch_size=5, lr=1e-2, order_seed=0)
 
 
-def test_train_zoo_model_schedule_and_finetune(digits, monkeypatch):
-    x, y = digits["x_train"][:400], digits["y_train"][:400]
+def test_train_zoo_model_schedule_and_finetune(digit_vector_split, monkeypatch):
+    x, y = digit_vector_split["x_train"][:400], digit_vector_split["y_train"][:400]
     _, history = train_zoo_model("FC10(1e-2)", x, y, options(3), batch_size=50, lr=1e-2, schedule="cosine")
     assert history[-1]["lr"] == pytest.approx(0.0, abs=1e-12)  # annealed to 0 at the last step
     _, history = train_zoo_model("FC10(1e-2)", x, y, options(3), batch_size=50, lr=1e-2)

@@ -28,18 +28,6 @@ from nnprobe.studies.adversarial.zoo import (
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture(scope="module")
-def digits() -> dict[str, torch.Tensor]:
-    from sklearn.datasets import load_digits
-
-    bunch = load_digits()
-    x = torch.tensor(bunch.data / 16.0, dtype=torch.float32)  # (1797, 64) in [0, 1]
-    y = torch.tensor(bunch.target, dtype=torch.int64)
-    perm = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(0))
-    train, test = perm[:1400], perm[1400:]
-    return {"x_train": x[train], "y_train": y[train], "x_test": x[test], "y_test": y[test]}
-
-
 # --------------------------------------------------------------------------- zoo
 
 
@@ -174,8 +162,8 @@ def test_weight_decay_errors():
 # --------------------------------------------------------------------------- dropout, names, weights files
 
 
-def test_dropout_acts_in_training_only_and_only_on_sigmoid_networks(digits):
-    x = digits["x_test"][:32]
+def test_dropout_acts_in_training_only_and_only_on_sigmoid_networks(digit_vector_split):
+    x = digit_vector_split["x_test"][:32]
     model = build_zoo_model("FC100-100-10", 64, 10, torch.Generator().manual_seed(0), dropout=(0.2, 0.5))
     plain = build_zoo_model("FC100-100-10", 64, 10, torch.Generator().manual_seed(0))
     with torch.no_grad():
@@ -224,7 +212,7 @@ def test_zoo_architecture_rebuilds_the_network(name):
         zoo_architecture(torch.nn.Linear(2, 2))
 
 
-def test_weights_file_round_trip(tmp_path, digits):
+def test_weights_file_round_trip(tmp_path, digit_vector_split):
     model = build_zoo_model("FC100-100-10", 64, 10, torch.Generator().manual_seed(5), dropout=(0.2, 0.5))
     architecture = zoo_architecture(model)
     assert architecture == {"name": "sigmoid_mlp", "hidden": [100, 100], "num_inputs": 64, "num_classes": 10,
@@ -234,7 +222,7 @@ def test_weights_file_round_trip(tmp_path, digits):
     back, weights = load_model(path)
     assert isinstance(back, SigmoidMLP) and not back.training and back.dropout.p == 0.5
     assert weights.config == {"model": "FC100-100-10"} and weights.seeds == {"init": 5}
-    x = digits["x_test"]
+    x = digit_vector_split["x_test"]
     torch.testing.assert_close(back(x), model.eval()(x))
     # a file whose tensors are not those of the architecture it names is refused
     other = zoo_architecture(build_zoo_model("FC200-200-10", 64, 10))

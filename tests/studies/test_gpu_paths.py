@@ -30,8 +30,6 @@ import torch
 from scipy import stats
 
 from nnprobe.core.naming import network_files, network_name
-from nnprobe.core.sources import prepare_dataset
-from nnprobe.core.splits import Split, load_split, save_split
 from nnprobe.core.weights import read_weights
 from nnprobe.engines import population as population_engine
 from nnprobe.models.resnet import resnet18_cifar
@@ -52,16 +50,10 @@ ENGINE = {"progress": False, "checkpoint": False}
 
 
 @pytest.fixture(scope="module")
-def digits(tmp_path_factory) -> Path:
-    """The digits prepared as the workflow prepares them, the training split cut to 1,280 images
-    (20 batches of 64: every batch of an epoch has the same shape, so a compiled step compiles once)."""
-    folder = tmp_path_factory.mktemp("digits")
-    prepare_dataset({"source": "sklearn_digits", "test_fraction": 0.25, "seed": 0}, folder / "full.npz",
-                    folder / "test.npz", folder / "manifest.json")
-    full = load_split(folder / "full.npz")
-    save_split(Split(full.images[:1280], full.labels[:1280], full.classes), folder / "train.npz")
-    save_split(Split(full.images[:256], full.labels[:256], full.classes), folder / "train256.npz")
-    return folder
+def digits(cut_training_split, tmp_path_factory) -> Path:
+    """The prepared digits, the training split cut to 1,280 images (20 batches of 64: every batch
+    of an epoch has the same shape, so a compiled step compiles once) and to 256 (train256.npz)."""
+    return cut_training_split(tmp_path_factory.mktemp("digits1280"), {"train": 1280, "train256": 256})
 
 
 def outputs(folder: Path, names: dict[str, str]) -> dict[str, str]:

@@ -16,8 +16,6 @@ import pytest
 import torch
 
 from nnprobe.core.naming import network_files, network_name
-from nnprobe.core.sources import prepare_dataset
-from nnprobe.core.splits import Split, load_split, save_split
 from nnprobe.core.weights import read_weights
 from nnprobe.models import load_model
 from nnprobe.studies.mislabel.jobs import train_population
@@ -27,14 +25,9 @@ MODEL = {"architecture": "keras_cnn", "padding": "same"}
 
 
 @pytest.fixture(scope="module")
-def digits(tmp_path_factory):
-    """The digits, the training split cut to its first 400 images (quick jobs, every class in them)."""
-    folder = tmp_path_factory.mktemp("digits")
-    prepare_dataset({"source": "sklearn_digits", "test_fraction": 0.25, "seed": 0}, folder / "train.npz",
-                    folder / "test.npz", folder / "manifest.json")
-    train = load_split(folder / "train.npz")
-    save_split(Split(train.images[:400], train.labels[:400], train.classes), folder / "train.npz")
-    return folder
+def digits(cut_training_split, tmp_path_factory):
+    """The prepared digits, the training split cut to its first 400 images (quick jobs, every class in them)."""
+    return cut_training_split(tmp_path_factory.mktemp("digits400"), {"train": 400})
 
 
 def train(digits: Path, folder: Path, pairs, replicates, *, threads: int = 1, layout: str = "auto",

@@ -11,7 +11,6 @@ import pytest
 import torch
 from torch import nn
 
-from nnprobe.core.sources import load_sklearn_digits
 from nnprobe.core.weights import save_weights
 from nnprobe.engines.evaluation import accuracy, to_unit
 from nnprobe.engines.pgd import PGD
@@ -32,20 +31,7 @@ from nnprobe.studies.visualize.training import VisualizeTask
 TRIGGER_SIZE, TRIGGER_MARGIN, TARGET = 2, 1, 0
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    # Tiny models: one intra-op thread is fastest, and far faster than two on a busy machine.
-    # Module scope: it holds while the module's networks train, too.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture(scope="module")
-def digits():
-    splits, _ = load_sklearn_digits(test_fraction=0.25, seed=0)
-    return {k: (torch.from_numpy(s.images), torch.from_numpy(s.labels)) for k, s in splits.items()}
+pytestmark = pytest.mark.usefixtures("one_thread")  # tests/conftest.py
 
 
 def _tiny(channels: int = 1, width: int = 8, seed: int = 0) -> Normalized:
@@ -61,17 +47,17 @@ def train_classifier(model: nn.Module, images, labels, *, epochs: int, batch_siz
 
 
 @pytest.fixture(scope="module")
-def natural(digits):
+def natural(digit_images):
     torch.manual_seed(0)
     model = _tiny(width=8)
-    x, y = digits["train"]
+    x, y = digit_images["train"]
     train_classifier(model, x, y, epochs=6, batch_size=64, lr=5e-3, seed=1)
     return model
 
 
 @pytest.fixture(scope="module")
-def backdoored(digits):
-    x, y = digits["train"]
+def backdoored(digit_images):
+    x, y = digit_images["train"]
     xp, yp, poisoned = badnets_poison(x, y, fraction=0.1, target=TARGET, size=TRIGGER_SIZE, margin=TRIGGER_MARGIN, seed=3)
     model = _tiny(width=8, seed=1)
     train_classifier(model, xp, yp, epochs=6, batch_size=64, lr=5e-3, seed=2)
@@ -98,8 +84,8 @@ def test_training_step_lowers_the_loss_and_weights_round_trip(tmp_path):
     torch.testing.assert_close(loaded(xf), model(xf))
 
 
-def test_adversarial_training_runs_on_pgd_examples(digits):
-    x, y = digits["train"]
+def test_adversarial_training_runs_on_pgd_examples(digit_images):
+    x, y = digit_images["train"]
     model = _tiny(width=4, seed=2)
     history = train_classifier(model, x[:256], y[:256], epochs=2, batch_size=64, lr=3e-3, seed=0,
                                adversarial=PGD(0.1, 2, 0.05))
@@ -134,15 +120,15 @@ def test_top_k_mask_and_region_overlap():
                                torch.tensor([[[[1.0, 0.0], [0.0, 0.0]]]]))
 
 
-def test_mask_search_finds_the_planted_trigger(backdoored, natural, digits):
+def test_mask_search_finds_the_planted_trigger(backdoored, natural, digit_images):
     model, xp, yp, poisoned = backdoored
-    x_test, y_test = digits["test"]
+    x_test, y_test = digit_images["test"]
     assert accuracy(model, x_test, y_test) > 0.85
     assert trigger_success(model, x_test, y_test, TARGET, TRIGGER_SIZE, TRIGGER_MARGIN) > 0.8
     assert trigger_success(natural, x_test, y_test, TARGET, TRIGGER_SIZE, TRIGGER_MARGIN) < 0.2  # control
     canvases_idx = choose_canvases(model, xp, yp, 10)
     canvases = to_unit(xp[canvases_idx])
-    x_train, y_train = digits["train"]
+    x_train, y_train = digit_images["train"]
     clean = torch.nonzero(~poisoned).flatten()[:600]
     masks, history = class_patterns(model, canvases, x_train[clean], y_train[clean], steps=120, lr=0.1, l1=1.0,
                                     batch_size=24, seed=0)
