@@ -11,6 +11,7 @@ sys.path.insert(0, os.path.join(workflow.basedir, "src"))
 from nnprobe.core.checks import check_prepared_data, resolve_num_classes
 from nnprobe.core.config import check_config
 from nnprobe.core.provenance import imported_package_files
+from nnprobe.studies.mislabel.plan import COMPARISONS, INFORMATION_VALUES, RESULT_KEYS
 from nnprobe.studies.adversarial.plan import regime_settings
 from nnprobe.core.naming import (
     BASELINE,
@@ -48,10 +49,6 @@ BASELINE_WEIGHTS = [
     for name in MISLABEL_NETWORKS
     if name.startswith(f"{BASELINE}/")
 ]
-# The keys of the train section that change a network; layout and compile change speed only.
-MISLABEL_RESULT_KEYS = ["epochs", "batch_size", "optimizer", "lr", "eps", "precision"]
-COMPARISONS = ["confused_vs_clean", "confused_vs_baseline", "clean_vs_baseline"]
-INFORMATION_VALUES = ["delta_logloss_bits", "kl_bits"]
 TABLE_EXTS = [".parquet", ".csv", ".md"]
 
 

@@ -34,7 +34,7 @@ for job in MISLABEL_JOBS:
                 None if job.pairs == (BASELINE,) else config["mislabel"]["fraction"]
             ),
             model=mislabel_model(),
-            train={k: config["train"][k] for k in MISLABEL_RESULT_KEYS},
+            train={k: config["train"][k] for k in RESULT_KEYS},
         script:
             "../scripts/mislabel/train_population.py"
 

@@ -38,7 +38,7 @@ from .studies.mislabel.reports import (
     t_heatmap_figure,
     welch,
 )
-from .studies.mislabel.statistics import COMPARISONS
+from .studies.mislabel.plan import COMPARISONS, INFORMATION_VALUES, RESULT_KEYS
 from .studies.mislabel.tables import combine_tables
 
 __all__ = ["NETWORK_KEYS", "device_description", "main", "network_config", "rebuild", "source_commit", "write_evidence"]
@@ -47,8 +47,7 @@ log = logging.getLogger("nnprobe.evidence")
 
 #: The config keys that define the networks of a study: folders that differ in one of them
 #: hold networks of different experiments and are not combined.
-NETWORK_KEYS = {"mislabel": ["seed", "dataset", "model", "train.epochs", "train.batch_size", "train.optimizer",
-                             "train.lr", "train.eps", "train.precision", "mislabel.fraction"]}
+NETWORK_KEYS = {"mislabel": ["seed", "dataset", "model", *(f"train.{key}" for key in RESULT_KEYS), "mislabel.fraction"]}
 #: Where a study's per-model tables lie in a run's working directory: the mislabel networks'
 #: metrics; the adversarial study's tables (one row per network or attacked model), the zoo's
 #: training records and the record and training log of every adversarially trained network; the
@@ -71,7 +70,6 @@ KEY_FIGURES = {"mislabel": ["t_heatmap_confused_vs_clean", "information_heatmap_
                "visualize": ["robustness", "class_patterns", "activation_maximization_natural",
                              "activation_maximization_adversarial", "activation_maximization_mislabel",
                              "caricature_natural", "inversion_natural", "inversion_topdown"]}
-INFORMATION_VALUES = ("delta_logloss_bits", "kl_bits")
 
 
 def _lookup(config: Mapping[str, Any], dotted: str) -> Any:

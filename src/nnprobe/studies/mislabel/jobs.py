@@ -26,6 +26,7 @@ from ...models.keras_cnn import keras_cnn
 from ...models.vgg_cnn import vgg_cnn
 from ...stats import at_chance, chance_threshold
 from .design import mislabel_members
+from .plan import RESULT_KEYS
 from .tables import per_model_class_table
 
 __all__ = ["train_population", "population_architecture", "build_member", "RESULT_KEYS"]
@@ -132,8 +133,6 @@ def train_population(
     remove_checkpoints(options)
 
 
-#: The keys of the config's ``train`` section that change a network (the others change speed only).
-RESULT_KEYS = ("epochs", "batch_size", "optimizer", "lr", "eps", "precision")
 
 
 def job_label(pairs: Sequence[str], replicates: Sequence[int]) -> str:

@@ -28,6 +28,7 @@ from scipy.spatial import distance as _dist
 
 from ...core.checks import undefined_comparisons
 from ...stats import benjamini_hochberg, check_distribution, holm, kl_bits, welch_test
+from .plan import COMPARISON_GROUPS, COMPARISONS
 
 __all__ = [
     "COMPARISONS",
@@ -41,14 +42,7 @@ __all__ = [
     "class_linkage",
 ]
 
-COMPARISONS = ("confused_vs_clean", "confused_vs_baseline", "clean_vs_baseline")
-
-#: comparison -> (group X, group Y); statistics are always X minus Y.
-_GROUPS: dict[str, tuple[str, str]] = {
-    "confused_vs_clean": ("confused", "clean"),
-    "confused_vs_baseline": ("confused", "baseline"),
-    "clean_vs_baseline": ("clean", "baseline"),
-}
+_GROUPS = COMPARISON_GROUPS  # comparison -> (group X, group Y); statistics are always X minus Y
 
 
 def _check_comparison(comparison: str) -> tuple[str, str]:
