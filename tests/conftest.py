@@ -229,6 +229,29 @@ def interrupted_after_epoch(monkeypatch):
 
 
 
+
+@pytest.fixture
+def killed_and_resumed(interrupted_after_epoch, tmp_path):
+    """``reference, resumed = killed_and_resumed(run)``, where ``run(checkpoints)`` trains a task
+    and returns it: run once whole (no checkpoints), once killed right after its checkpoint of
+    epoch 2, once resumed from it; the resumed network's parameters equal the reference's bit for
+    bit (asserted here), and the caller compares what else its task keeps."""
+    import torch
+
+    class Killed(Exception):
+        pass
+
+    def go(run):
+        reference = run(None)
+        with interrupted_after_epoch(2, Killed):
+            run(tmp_path)
+        resumed = run(tmp_path)
+        for a, b in zip(reference.network.parameters(), resumed.network.parameters(), strict=True):
+            assert torch.equal(a, b)
+        return reference, resumed
+
+    return go
+
 # --------------------------------------------------------------------------- the digits
 # scikit-learn's 8x8 digits in the forms the unit tests use, read once per session; each module
 # gets its own tensors, so a test that changes them in place changes no other module's.

@@ -135,7 +135,7 @@ def test_the_monitor_watches_a_seeded_subset_and_changes_nothing(few_digit_vecto
         assert torch.equal(a, b)  # watching draws nothing from training's random streams
 
 
-def test_a_resumed_perturbed_run_ends_bitwise_with_the_same_log(few_digit_vectors, tmp_path, interrupted_after_epoch):
+def test_a_resumed_perturbed_run_ends_bitwise_with_the_same_log(few_digit_vectors, killed_and_resumed):
     x, y = few_digit_vectors
 
     def run(checkpoints=None):
@@ -147,16 +147,7 @@ def test_a_resumed_perturbed_run_ends_bitwise_with_the_same_log(few_digit_vector
         task.finish(4)
         return task
 
-    reference = run()
-
-    class Killed(Exception):
-        pass
-
-    with interrupted_after_epoch(2, Killed):
-        run(tmp_path)
-    resumed = run(tmp_path)
-    for a, b in zip(reference.network.parameters(), resumed.network.parameters(), strict=True):
-        assert torch.equal(a, b)
+    reference, resumed = killed_and_resumed(run)
     assert len(reference.monitor.rows) == 5  # epochs 0-3 and the end; NaN before the first epoch's perturbations
     pd.testing.assert_frame_equal(pd.DataFrame(resumed.monitor.rows), pd.DataFrame(reference.monitor.rows))
     assert all(0.05 < row["perturbation_rms"] <= 0.1 for row in reference.monitor.rows[1:])  # clipped at the box
