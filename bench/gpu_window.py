@@ -203,8 +203,9 @@ def device_tag() -> str:
     return next((m.lower() for m in re.findall(r"[A-Z]\d{2,4}", name)), "gpu")
 
 
-def run_blocks(window: Window, settings: dict, rates: dict[int, float], compile_s: float) -> None:
-    """Train blocks while they fit; write each as an evidence folder under work/evidence."""
+def run_blocks(window: Window, settings: dict, override: Path, rates: dict[int, float], compile_s: float) -> None:
+    """Train blocks while they fit (the config ``override`` of :func:`write_override`); write each
+    as an evidence folder under work/evidence."""
     import yaml
 
     from nnprobe.core.naming import BASELINE, network_name, pair_packs, population_pairs
@@ -238,7 +239,6 @@ def run_blocks(window: Window, settings: dict, rates: dict[int, float], compile_
                 f"the next block needs about {estimate(1):.0f} s, {max(left, 0):.0f} s were left"}})
             return
         name = f"r{block[0]}-{block[0] + size - 1}"
-        override = write_override(window, settings)
         targets = [f"results/mislabel/networks/{network_name(pair, r)}/metrics.parquet"
                    for pair in pairs for r in range(block[0], block[0] + size)]
         command = snakemake_command(window, settings, override, targets)
@@ -366,7 +366,7 @@ def main(argv: list[str] | None = None) -> int:
     if prepare["status"] == "ok":
         rates, compile_s = measure(window, settings)
         try:
-            run_blocks(window, settings, rates, compile_s)
+            run_blocks(window, settings, override, rates, compile_s)
         except Exception as error:  # noqa: BLE001  (the package must still be written)
             window.steps.append({"step": "blocks", "status": f"failed: {type(error).__name__}: {error}",
                                  "seconds": 0.0, "result": {}})

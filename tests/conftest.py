@@ -228,8 +228,6 @@ def interrupted_after_epoch(monkeypatch):
     return interrupted
 
 
-
-
 @pytest.fixture
 def killed_and_resumed(interrupted_after_epoch, tmp_path):
     """``reference, resumed = killed_and_resumed(run)``, where ``run(checkpoints)`` trains a task
@@ -251,6 +249,7 @@ def killed_and_resumed(interrupted_after_epoch, tmp_path):
         return reference, resumed
 
     return go
+
 
 # --------------------------------------------------------------------------- the digits
 # scikit-learn's 8x8 digits in the forms the unit tests use, read once per session; each module
@@ -275,14 +274,20 @@ def digit_images():
             for name, split in _digit_splits().items()}
 
 
+@functools.cache
+def _digit_bunch():
+    from sklearn.datasets import load_digits
+
+    return load_digits()
+
+
 @pytest.fixture(scope="module")
 def digit_vectors():
     """All 1,797 digits in scikit-learn's order as vectors of 64 pixels in [0, 1] (float32), and
     their labels (int64): ``(x, y)``."""
     import torch
-    from sklearn.datasets import load_digits
 
-    bunch = load_digits()
+    bunch = _digit_bunch()
     return torch.tensor(bunch.data / 16.0, dtype=torch.float32), torch.tensor(bunch.target, dtype=torch.int64)
 
 

@@ -20,7 +20,7 @@ import logging
 import platform
 import shutil
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -127,10 +127,9 @@ def _benchmarks(workdir: Path, study: str) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["job", "seconds", "max_rss_mb"])
 
 
-def _in_blocks(replicates: int | range, blocks: Sequence[str]) -> bool:
-    """Whether a replicate (or every replicate of a job's range) lies in one of the blocks ``rFIRST-LAST``."""
+def _in_blocks(replicates: Iterable[int], blocks: Sequence[str]) -> bool:
+    """Whether every one of ``replicates`` (a network's, or a job's range) lies in one of the blocks ``rFIRST-LAST``."""
     wanted = [block_replicates(block) for block in blocks]
-    replicates = range(replicates, replicates + 1) if isinstance(replicates, int) else replicates
     return all(any(r in block for block in wanted) for r in replicates)
 
 
@@ -163,7 +162,7 @@ def write_evidence(study: str, workdir: str | Path, out: str | Path, *, command:
     if blocks and study != "mislabel":
         raise ValueError(f"blocks select replicate blocks of the mislabel study; got study {study!r}")
     if blocks:  # networks/PAIR/rNNN/metrics.parquet
-        tables = [t for t in tables if _in_blocks(int(t.parent.name.removeprefix("r")), blocks)]
+        tables = [t for t in tables if _in_blocks([int(t.parent.name.removeprefix("r"))], blocks)]
     if not tables:
         raise FileNotFoundError(f"no per-model tables of the {study} study under {workdir} ({PER_MODEL[study]}"
                                 + (f", blocks {list(blocks)})" if blocks else ")"))

@@ -133,8 +133,6 @@ def train_population(
     remove_checkpoints(options)
 
 
-
-
 def job_label(pairs: Sequence[str], replicates: Sequence[int]) -> str:
     """How logs name a job: its first and last pair and its replicates (``"0-1..0-9/r0-9"``)."""
     return TrainingJob(tuple(pairs), tuple(replicates)).label

@@ -42,13 +42,10 @@ __all__ = [
     "class_linkage",
 ]
 
-_GROUPS = COMPARISON_GROUPS  # comparison -> (group X, group Y); statistics are always X minus Y
-
-
 def _check_comparison(comparison: str) -> tuple[str, str]:
-    if comparison not in _GROUPS:
+    if comparison not in COMPARISON_GROUPS:
         raise ValueError(f"comparison must be one of {COMPARISONS}, got {comparison!r}")
-    return _GROUPS[comparison]
+    return COMPARISON_GROUPS[comparison]  # (group X, group Y): statistics are X minus Y
 
 
 def _check_columns(table: pd.DataFrame, cols: Sequence[str], what: str) -> None:
