@@ -9,13 +9,16 @@ PROFILE := profiles/local
 DEMO_CONFIG := --configfile config/demo.yaml --replace-workflow-config
 REPORT := results/report.html
 
-.PHONY: help install demo test lint clean
+.PHONY: help install demo test lint clean unit restore units
 
 help:
 	@echo "make install  create $(VENV) and install nnprobe with the workflow and test extras"
 	@echo "make demo     run the demo config (config/demo.yaml) and build $(REPORT)"
 	@echo "make test     run the whole test suite (set NNPROBE_DATA for the real-data tests)"
 	@echo "make lint     snakemake --lint and snakefmt --check"
+	@echo "make unit RUN=R UNIT=U   run one unit of a long run (config/units/R.yaml), land its evidence in docs/runs/"
+	@echo "make restore RUN=R       put the landed units of run R back into results/ (Snakemake counts them done)"
+	@echo "make units RUN=R         which units of run R have landed"
 	@echo "make clean    remove results/ and .snakemake/ (keeps $(VENV))"
 
 install: $(STAMP)
@@ -41,3 +44,16 @@ lint: install
 
 clean:
 	rm -rf results .snakemake
+
+# Long runs in units of under an hour (src/nnprobe/units.py): each lands in docs/runs/DATE-RUN/UNIT/.
+unit: install
+	@test -n "$(RUN)" -a -n "$(UNIT)" || { echo "usage: make unit RUN=cifar-cpu UNIT=resnet-seed0 (units: config/units/RUN.yaml)"; exit 2; }
+	$(BIN)/python -m nnprobe.units run $(RUN) $(UNIT)
+
+restore: install
+	@test -n "$(RUN)" || { echo "usage: make restore RUN=cifar-cpu"; exit 2; }
+	$(BIN)/python -m nnprobe.units restore $(RUN)
+
+units: install
+	@test -n "$(RUN)" || { echo "usage: make units RUN=cifar-cpu"; exit 2; }
+	$(BIN)/python -m nnprobe.units status $(RUN)
