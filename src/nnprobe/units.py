@@ -46,25 +46,24 @@ __all__ = ["Run", "load_run", "landed_units", "run_unit", "restore", "record_pat
 
 #: Rules whose outputs a unit does not keep: the prepared data, made again by :func:`restore`
 #: from the raw data (its checksums compared with the unit's) before any output is put back.
-REBUILT_RULES = ("prepare_dataset", "check_dataset", "check_adversarial_dataset")
-#: The prepared data of each dataset section, checked by checksum on restore.
-PREPARED = ("results/data", "results/adversarial/data")
+REBUILT_RULES = ("prepare_dataset", "check_dataset", "prepare_adversarial_dataset", "check_adversarial_dataset")
 #: A unit's evidence larger than this is reported (the issue's budget is ~60 MB for a whole run).
 UNIT_BYTES_WARNING = 30 * 2**20
 
 
 @dataclass(frozen=True)
 class Run:
-    """A run: its name, its config file and its units (name -> Snakemake targets), in order."""
+    """A run: its name, its config files (merged in order) and its units (name -> Snakemake
+    targets), in order."""
 
     name: str
-    config: str
+    config: tuple[str, ...]
     units: dict[str, list[str]]
     snakemake: str = "snakemake"
 
     def command(self, targets: Sequence[str], *extra: str) -> list[str]:
         """The Snakemake command line that makes ``targets`` with this run's config."""
-        return [self.snakemake, *targets, "--configfile", self.config, "--replace-workflow-config", *extra]
+        return [self.snakemake, *targets, "--configfile", *self.config, "--replace-workflow-config", *extra]
 
 
 def load_run(name: str, root: str | Path = ".", snakemake: str | None = None) -> Run:
@@ -78,7 +77,8 @@ def load_run(name: str, root: str | Path = ".", snakemake: str | None = None) ->
     if not isinstance(units, dict) or not units or not all(isinstance(t, list) and t for t in units.values()):
         raise SystemExit(f"{path}: 'units' must map each unit name to a non-empty list of Snakemake targets")
     exe = snakemake or str(Path(sys.executable).with_name("snakemake"))
-    return Run(name=name, config=spec["config"], units={k: list(v) for k, v in units.items()}, snakemake=exe)
+    configs = spec["config"] if isinstance(spec["config"], list) else [spec["config"]]
+    return Run(name=name, config=tuple(configs), units={k: list(v) for k, v in units.items()}, snakemake=exe)
 
 
 def record_path(output: str, metadata: str | Path = ".snakemake/metadata") -> Path:
@@ -191,11 +191,12 @@ def run_unit(run: Run, unit: str, cores: int = 1, docs: str | Path = "docs/runs"
                     target.parent.mkdir(parents=True, exist_ok=True)
                     shutil.copy2(name, target)
                     files[name] = _sha256(Path(name))
-    shutil.copy2(run.config, out / "config.yaml")
+    for i, config in enumerate(run.config):
+        shutil.copy2(config, out / (f"config-{i}-{Path(config).name}" if len(run.config) > 1 else "config.yaml"))
     shutil.copy2(log_path, out / "snakemake.log")
     record = {
         "run": run.name, "unit": unit, "targets": targets, "command": " ".join(command),
-        "config": run.config, "commit": commit, "dirty": dirty, "machine": _machine(),
+        "config": list(run.config), "commit": commit, "dirty": dirty, "machine": _machine(),
         "python": platform.python_version(), "started": datetime.datetime.fromtimestamp(started).isoformat(timespec="seconds"),
         "wall_seconds": round(wall, 1),
         "cpu_seconds": round((after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), 1),
