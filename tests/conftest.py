@@ -61,6 +61,12 @@ def make_checkout(dest: Path) -> Path:
     return dest
 
 
+@pytest.fixture(scope="session")
+def new_checkout() -> Callable[[Path], Path]:
+    """:func:`make_checkout`: a copy of the workflow in a folder, as a user's clone would be."""
+    return make_checkout
+
+
 def snakefile_for(directory: Path | None) -> Path:
     """The Snakefile a run in ``directory`` uses: the directory's own when it is a checkout (the
     demo runs in one), else this repository's."""

@@ -239,12 +239,12 @@ def _code_differences(job: Mapping[str, Any]) -> list[str]:
     return problems
 
 
-def _changed_outputs(run: Run, targets: Sequence[str], kind: str) -> set[str]:
-    done = subprocess.run(run.command(targets, "--list-changes", kind, "--quiet", "all"),
-                          capture_output=True, text=True)
-    if done.returncode != 0:
-        raise SystemExit(f"snakemake --list-changes {kind} failed:\n{done.stderr[-3000:]}")
-    return {line.strip() for line in done.stdout.splitlines() if line.strip().startswith("results/")}
+def _changed_outputs(run: Run, targets: Sequence[str]) -> dict[str, str]:
+    """The outputs in the DAG of ``targets`` whose recorded set of inputs or params differ from
+    what this checkout would run, with Snakemake's word for it (its ``--summary`` status: the
+    per-file check; ``--list-changes params`` also lists unchanged files in Snakemake 9.27)."""
+    changes = ("set of input files changed", "params changed")
+    return {row["output_file"]: row["status"] for row in _summary(run, targets) if row["status"] in changes}
 
 
 def restore(run: Run, docs: str | Path = "docs/runs", cores: int = 1) -> tuple[list[str], dict[str, list[str]]]:
@@ -257,7 +257,7 @@ def restore(run: Run, docs: str | Path = "docs/runs", cores: int = 1) -> tuple[l
     time after the prepared data's, so that Snakemake counts them as done. Last, an output is
     refused (removed again, with its record) when its job's code inputs differ here, or when
     Snakemake finds that the set of its inputs or its params differ from what this checkout
-    would run (``--list-changes input``, ``--list-changes params``).
+    would run (the status column of ``snakemake --summary``).
     """
     units = landed_units(run, docs)
     records = {name: json.loads((folder / "unit.json").read_text()) for name, folder in units.items()}
@@ -294,10 +294,9 @@ def restore(run: Run, docs: str | Path = "docs/runs", cores: int = 1) -> tuple[l
                 refused[job["output"]] = problems
     targets = sorted({t for r in records.values() for t in r["targets"]})
     if placed:
-        for kind, why in (("input", "its inputs differ (another set of code or data inputs)"),
-                          ("params", "its params differ")):
-            for output in _changed_outputs(run, targets, kind) & placed.keys():
-                refused.setdefault(output, []).append(why)
+        for output, status in _changed_outputs(run, targets).items():
+            if output in placed:
+                refused.setdefault(output, []).append(f"Snakemake: {status} (--summary)")
     for output in refused:
         if output in placed:
             Path(output).unlink(missing_ok=True)
