@@ -22,8 +22,6 @@ __all__ = [
     "kl_divergence_bits",
     "auroc",
     "spearman",
-    "chance_threshold",
-    "at_chance",
     "wilson_interval",
     "mean_interval",
 ]
@@ -236,27 +234,6 @@ def spearman(x: Sequence[float], y: Sequence[float]) -> tuple[float, float]:
         return float("nan"), float("nan")
     result = _st.spearmanr(x, y)
     return float(result.statistic), float(result.pvalue)
-
-
-# --------------------------------------------------------------------------- chance
-
-
-def chance_threshold(num_classes: int) -> float:
-    """The accuracy below which a classifier of ``num_classes`` classes counts as at chance.
-
-    Chance is ``1/K``; the threshold is a tenth of the way from chance to perfect,
-    ``1/K + 0.1 (1 - 1/K)`` (0.55 for 2 classes, 0.4 for 3, 0.19 for 10): a network below it has
-    learnt next to nothing, whatever the size of the test set.
-    """
-    if num_classes < 2:
-        raise ValueError(f"a classifier needs at least 2 classes, got {num_classes}")
-    chance = 1.0 / num_classes
-    return chance + 0.1 * (1.0 - chance)
-
-
-def at_chance(accuracy: float, num_classes: int) -> bool:
-    """Whether ``accuracy`` is at chance for ``num_classes`` classes (:func:`chance_threshold`)."""
-    return bool(accuracy < chance_threshold(num_classes))
 
 
 # --------------------------------------------------------------------------- confidence intervals

@@ -14,7 +14,7 @@ import pytest
 import yaml
 from PIL import Image
 
-from nnprobe.stats import chance_threshold
+from nnprobe.core.chance import chance_threshold
 
 REPO = Path(__file__).resolve().parents[2]
 CLASSES = ("ant", "bee", "cow")

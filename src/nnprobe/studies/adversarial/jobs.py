@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ...core.chance import at_chance
 from ...core.io import sha256_file, write_json, write_npz
 from ...core.seeds import derive_seed, seeded_subset
 from ...core.splits import load_split
@@ -26,13 +27,13 @@ from ...core.weights import save_weights
 from ...engines.evaluation import error_rate
 from ...engines.training import TrainOptions, remove_checkpoints
 from ...models import load_model
-from ...stats import at_chance
-from .attacks import attack_record, random_wrong_labels
 from .design import p1_p2_split, unit_pixels
-from .records import adversarial_rows, attack_counts, nearest_distortions
 from .training import train_zoo_model
-from .units import unit_image_rows
 from .zoo import zoo_architecture
+
+# The attack and the unit inspection are imported inside their jobs: a rule's code inputs are the
+# modules its script imports (nnprobe.core.provenance), and the zoo's training job must not
+# depend on (and retrain when) the attack or the unit inspection changes.
 
 __all__ = ["attack_zoo", "train_zoo", "unit_inspection"]
 
@@ -115,6 +116,9 @@ def attack_zoo(weights: str, images_path: str, output: str, *, seed: int, attack
     models of P1 and P2 (Tables 3-4). The images and their targets are seeded by the config
     seed alone, so every model of a table is attacked on the same images toward the same labels.
     """
+    from .attacks import attack_record, random_wrong_labels
+    from .records import adversarial_rows, attack_counts, nearest_distortions
+
     split = load_split(images_path)
     index = seeded_subset(len(split), attack["examples"], derive_seed(seed, "attacked_subset"))
     labels = split.labels[index]
@@ -152,6 +156,8 @@ def unit_inspection(weights: str, test_path: str, output: str, *, seed: int, uni
                     device: torch.device) -> None:
     """The top test images of random hidden units and of random directions (Sec. 3), as arrays
     for the figure (rule units_figure)."""
+    from .units import unit_image_rows
+
     test = load_split(test_path)
     x = unit_pixels(test.images, device)
     model, _ = load_model(weights, device)

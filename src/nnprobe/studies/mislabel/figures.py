@@ -19,7 +19,7 @@ from ...plotting import (
     save_figure,
     symmetric_norm,
 )
-from ...stats import chance_threshold
+from ...core.chance import chance_threshold
 
 __all__ = ["t_heatmap", "information_heatmap", "accuracy_by_pair", "class_dendrogram"]
 
@@ -173,7 +173,7 @@ def accuracy_by_pair(per_model_class: pd.DataFrame, stem: Path) -> list[Path]:
 
     One box (quartiles, whiskers 1.5 IQR) plus one point per replicate for each pair,
     pairs sorted by median accuracy; the baseline ("none") is drawn in orange with a
-    dashed line at its median. Networks at chance (:func:`nnprobe.stats.chance_threshold`) are
+    dashed line at its median. Networks at chance (:func:`nnprobe.core.chance.chance_threshold`) are
     marked with red crosses. Overall accuracy weights classes by ``n_images``.
     """
     acc = _model_accuracy(per_model_class)

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from ...core.chance import at_chance, chance_threshold
 from ...core.io import sha256_file, write_parquet
 from ...core.naming import BASELINE, TrainingJob, network_name, parse_network_name
 from ...core.splits import channel_stats, load_split
@@ -24,7 +25,6 @@ from ...engines.population import PopulationTask, evaluate_population, init_popu
 from ...engines.training import OptimizerSpec, TrainOptions, fit, remove_checkpoints
 from ...models.keras_cnn import keras_cnn
 from ...models.vgg_cnn import vgg_cnn
-from ...stats import at_chance, chance_threshold
 from .design import mislabel_members
 from .plan import RESULT_KEYS
 from .tables import per_model_class_table

@@ -17,12 +17,12 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ...core.chance import at_chance, chance_threshold
 from ...core.io import sha256_file, write_json, write_parquet
 from ...core.naming import BASELINE
 from ...core.seeds import derive_seed
 from ...core.splits import channel_stats, load_split
 from ...core.weights import save_weights
-from ...stats import at_chance, chance_threshold
 
 # Each job imports the code only it runs inside its function: a job's code inputs (the modules
 # it imports, nnprobe.core.provenance) are then exactly what it runs, so editing the probes does

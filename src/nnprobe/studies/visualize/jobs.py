@@ -17,11 +17,11 @@ import numpy as np
 import pandas as pd
 import torch
 
+from ...core.chance import at_chance, chance_threshold
 from ...core.io import sha256_file, write_npz, write_parquet
 from ...core.seeds import derive_seed, seeded_subset
 from ...core.splits import channel_stats, load_split
 from ...core.weights import save_weights
-from ...stats import at_chance, chance_threshold
 from .backdoor import badnets_poison, trigger_region, trigger_success
 
 # Each job imports the code only it runs inside its function: a job's code inputs (the modules
