@@ -58,3 +58,42 @@ def test_tables_across_networks():
     assert table.loc["gaussian", "min"] == 0 and table.loc["a", "max"] == 0
     with pytest.raises(ValueError, match="binary_classes"):
         noise.binary_table(binary, "cat")
+
+
+def _class_rows(source, model, shares_of_own_class, outputs=("a", "b", "c"), n=100):
+    """Probe-table rows of one network: each class group predicted as its own class at the given share."""
+    rows = []
+    for group, own in zip("abc", shares_of_own_class):
+        shares = {f"pred_{o}": (own if o == group else (1 - own) / (len(outputs) - 1)) for o in outputs}
+        rows.append({"source": source, "model": model, "group": group, "kind": "class", "n": n, **shares})
+    rows.append({"source": source, "model": model, "group": "gaussian", "kind": "noise", "n": 50,
+                 **{f"pred_{o}": 1.0 / len(outputs) for o in outputs}})
+    return rows
+
+
+def test_network_accuracy_and_chance_from_the_probe_table():
+    groups = pd.DataFrame(_class_rows("resnet18", "seed0", [0.9, 0.8, 0.7])
+                          + _class_rows("resnet18", "seed1", [0.4, 0.3, 0.2]))
+    # a binary network: outputs a and b only; class c's images count for nothing
+    binary = _class_rows("resnet18_binary", "seed0", [0.9, 0.5, 0.0], outputs=("a", "b"))
+    for row in binary:
+        row.setdefault("pred_c", np.nan)
+    groups = pd.concat([groups, pd.DataFrame(binary)], ignore_index=True)
+    acc = noise.network_accuracy(groups).set_index(["source", "model"])
+    assert acc.loc[("resnet18", "seed0"), "accuracy"] == pytest.approx(0.8)
+    assert acc.loc[("resnet18", "seed1"), "accuracy"] == pytest.approx(0.3)
+    assert acc.loc[("resnet18_binary", "seed0"), "accuracy"] == pytest.approx(0.7)
+    assert acc.loc[("resnet18_binary", "seed0"), "outputs"] == 2
+    # 10% of the way from chance: 0.4 for 3 classes, 0.55 for 2
+    assert not acc.loc[("resnet18", "seed0"), "at_chance"] and acc.loc[("resnet18", "seed1"), "at_chance"]
+    assert not acc.loc[("resnet18_binary", "seed0"), "at_chance"]
+
+
+def test_a_network_at_chance_is_left_out_of_every_table():
+    groups = pd.DataFrame(_class_rows("resnet18", "seed0", [0.9, 0.8, 0.7])
+                          + _class_rows("resnet18", "seed1", [0.34, 0.33, 0.33]))
+    distances = pd.DataFrame({"source": ["resnet18", "resnet18"], "model": ["seed0", "seed1"], "distance": [0.1, 0.2]})
+    kept = noise.without_networks_at_chance({"groups": groups, "distances": distances},
+                                            noise.network_accuracy(groups))
+    assert set(kept["groups"]["model"]) == {"seed0"} and len(kept["groups"]) == 4
+    assert kept["distances"]["model"].tolist() == ["seed0"]

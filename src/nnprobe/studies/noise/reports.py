@@ -20,7 +20,14 @@ from .figures import (
     noise_predicted_classes,
 )
 from .geometry import clutter
-from .tables import agreement_table, binary_table, clutter_correlations, clutter_table
+from .tables import (
+    agreement_table,
+    binary_table,
+    clutter_correlations,
+    clutter_table,
+    network_accuracy,
+    without_networks_at_chance,
+)
 
 __all__ = ["input_clutter", "noise_tables", "predicted_classes_figure", "mst_figure", "distance_to_noise_figure",
            "binary_figure", "auroc_figure", "clutter_figure"]
@@ -42,16 +49,29 @@ def input_clutter(test_path: str, output: str) -> None:
 
 def noise_tables(groups: Sequence[str], distances: Sequence[str], mst: Sequence[str], metrics: Sequence[str],
                  input_clutter_path: str, stems: Mapping[str, str], *, binary_classes: Sequence[str]) -> None:
-    """The tables across networks: groups, agreement, distances, MST, binary, clutter, training."""
-    groups_table = pd.concat([pd.read_parquet(p) for p in groups], ignore_index=True)
+    """The tables across networks: groups, agreement, distances, MST, binary, clutter, training.
+
+    A network at chance (:func:`~.tables.network_accuracy`) is left out of every table but
+    ``training`` (which flags it), and so of every figure, with a warning in the log."""
+    every_group = pd.concat([pd.read_parquet(p) for p in groups], ignore_index=True)
+    networks = network_accuracy(every_group)
+    for row in networks[networks["at_chance"]].itertuples():
+        log.warning("%s %s is at chance (test accuracy %.4f with %d outputs): left out of every table and figure "
+                    "of the noise study; retrain it (its training log names the config keys most likely at fault)",
+                    row.source, row.model, row.accuracy, row.outputs)
+    per_network = without_networks_at_chance({
+        "groups": every_group,
+        "distances": pd.concat([pd.read_parquet(p) for p in distances], ignore_index=True),
+        "mst": pd.concat([pd.read_parquet(p) for p in mst], ignore_index=True)}, networks)
+    groups_table = per_network["groups"]
     training = pd.DataFrame([read_json(p) for p in metrics])
     training["classes"] = training["classes"].map(" ".join)
     clutter_rows = clutter_table(groups_table, pd.read_parquet(input_clutter_path))
     tables = {
         "groups": groups_table,
         "agreement": agreement_table(groups_table),
-        "distances": pd.concat([pd.read_parquet(p) for p in distances], ignore_index=True),
-        "mst": pd.concat([pd.read_parquet(p) for p in mst], ignore_index=True),
+        "distances": per_network["distances"],
+        "mst": per_network["mst"],
         "binary": binary_table(groups_table, binary_classes[0]),
         "clutter": clutter_rows,
         "clutter_correlations": clutter_correlations(clutter_rows),

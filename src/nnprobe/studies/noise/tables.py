@@ -8,6 +8,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 import pandas as pd
 
+from ...core.chance import at_chance
 from ...stats import auroc, spearman
 from .geometry import (
     bias_check,
@@ -19,7 +20,8 @@ from .geometry import (
     predicted_fractions,
 )
 
-__all__ = ["probe_tables", "agreement_table", "binary_table", "clutter_table", "clutter_correlations"]
+__all__ = ["probe_tables", "network_accuracy", "without_networks_at_chance", "agreement_table", "binary_table",
+           "clutter_table", "clutter_correlations"]
 
 
 def probe_tables(
@@ -92,6 +94,31 @@ def probe_tables(
             mst_rows.append({"noise_set": name, "a": names[nodes[i]], "b": names[nodes[j]], "weight": w})
     mst = pd.DataFrame(mst_rows, columns=["noise_set", "a", "b", "weight"])
     return table, distances, mst
+
+
+def network_accuracy(groups: pd.DataFrame) -> pd.DataFrame:
+    """Each network's test accuracy, from its probe table: over the test images of the classes it
+    has an output for, the share predicted as their own class (``sum_c n_c pred_c(c) / sum_c n_c``;
+    a binary network counts its two classes only). One row per (source, model): ``accuracy``,
+    ``outputs`` (its number of outputs) and ``at_chance`` (:func:`nnprobe.core.chance.at_chance`)."""
+    rows = []
+    for (source, model), sub in groups.groupby(["source", "model"], sort=False):
+        outputs = [c.removeprefix("pred_") for c in sub.columns if c.startswith("pred_") and sub[c].notna().all()]
+        own = sub[(sub["kind"] == "class") & sub["group"].isin(outputs)]
+        right = sum(r["n"] * r[f"pred_{r['group']}"] for _, r in own.iterrows())
+        accuracy = float(right / own["n"].sum())
+        rows.append({"source": source, "model": model, "accuracy": accuracy, "outputs": len(outputs),
+                     "at_chance": at_chance(accuracy, len(outputs))})
+    return pd.DataFrame(rows)
+
+
+def without_networks_at_chance(tables: Mapping[str, pd.DataFrame], networks: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """``tables`` (each with ``source`` and ``model`` columns) without the rows of the networks
+    that ``networks`` (:func:`network_accuracy`) flags at chance: such a network learnt next to
+    nothing, so where it sends noise says nothing about what classifiers learn."""
+    failed = set(map(tuple, networks.loc[networks["at_chance"], ["source", "model"]].to_numpy().tolist()))
+    return {name: t[[(s, m) not in failed for s, m in zip(t["source"], t["model"])]].reset_index(drop=True)
+            for name, t in tables.items()}
 
 
 def agreement_table(groups: pd.DataFrame) -> pd.DataFrame:
