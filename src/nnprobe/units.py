@@ -19,6 +19,7 @@ they ran is unchanged.
     python -m nnprobe.units run cifar-cpu resnet-seed0      # make unit RUN=cifar-cpu UNIT=resnet-seed0
     python -m nnprobe.units restore cifar-cpu               # make restore RUN=cifar-cpu
     python -m nnprobe.units status cifar-cpu                # which units have landed, which remain
+    python -m nnprobe.units readme cifar-cpu                # docs/runs/DATE-cifar-cpu/README.md from the units
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ from typing import Any
 
 import yaml
 
-__all__ = ["Run", "load_run", "landed_units", "run_unit", "restore", "record_path", "main"]
+__all__ = ["Run", "load_run", "landed_units", "run_unit", "restore", "run_readme", "record_path", "main"]
 
 #: Rules whose outputs a unit does not keep: the prepared data, made again by :func:`restore`
 #: from the raw data (its checksums compared with the unit's) before any output is put back.
@@ -100,6 +101,12 @@ def _sha256(path: Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def _relative(arg: str) -> str:
+    """A path below the working directory as a relative path (a command line that reads the same
+    in any clone), anything else as it is."""
+    return os.path.relpath(arg) if os.path.isabs(arg) and Path(arg).is_relative_to(Path.cwd()) else arg
 
 
 def _git(*args: str) -> str:
@@ -195,7 +202,7 @@ def run_unit(run: Run, unit: str, cores: int = 1, docs: str | Path = "docs/runs"
         shutil.copy2(config, out / (f"config-{i}-{Path(config).name}" if len(run.config) > 1 else "config.yaml"))
     shutil.copy2(log_path, out / "snakemake.log")
     record = {
-        "run": run.name, "unit": unit, "targets": targets, "command": " ".join(command),
+        "run": run.name, "unit": unit, "targets": targets, "command": " ".join(_relative(a) for a in command),
         "config": list(run.config), "commit": commit, "dirty": dirty, "machine": _machine(),
         "python": platform.python_version(), "started": datetime.datetime.fromtimestamp(started).isoformat(timespec="seconds"),
         "wall_seconds": round(wall, 1),
@@ -311,10 +318,46 @@ def status(run: Run, docs: str | Path = "docs/runs") -> list[tuple[str, str]]:
     return [(unit, str(landed[unit]) if unit in landed else "not landed") for unit in run.units]
 
 
+def run_readme(run: Run, docs: str | Path = "docs/runs") -> list[Path]:
+    """Write ``README.md`` of every ``docs/runs/DATE-RUN/`` folder from its units' records: what
+    each unit ran, where, how long (wall and CPU seconds), from which commit, and how big its
+    evidence is; and which units of the run have not landed anywhere yet."""
+    landed = landed_units(run, docs)
+    written = []
+    for folder in sorted(Path(docs).glob(f"*-{run.name}")):
+        lines = [f"# {folder.name}", "",
+                 f"Units of the run `{run.name}` (`config/units/{run.name}.yaml`, config "
+                 f"{' + '.join(f'`{c}`' for c in run.config)}), landed by `make unit RUN={run.name} UNIT=...` "
+                 f"(`python -m nnprobe.units`); `make restore RUN={run.name}` puts them back into `results/`. "
+                 "Each unit's folder holds `unit.json` (its command, commit, machine, times, the checksums of the "
+                 "prepared data and Snakemake's record of every job), its config, `snakemake.log` and every file "
+                 "its jobs made, under their `results/` paths. This README is written by "
+                 f"`python -m nnprobe.units readme {run.name}`.", "",
+                 "| unit | targets | started | wall s | CPU s | load at end | commit | MiB |",
+                 "|---|---|---|---:|---:|---|---|---:|"]
+        for unit_json in sorted(folder.glob("*/unit.json"), key=lambda p: json.loads(p.read_text())["started"]):
+            r = json.loads(unit_json.read_text())
+            size = sum(p.stat().st_size for p in unit_json.parent.rglob("*") if p.is_file()) / 2**20
+            load = ", ".join(f"{x:.1f}" for x in r.get("load_average_at_end", []))
+            targets = "<br>".join(f"`{t}`" for t in r["targets"])
+            commit = r["commit"][:7] + (" (dirty)" if r.get("dirty") else "")
+            lines.append(f"| {r['unit']} | {targets} | {r['started']} | {r['wall_seconds']:.0f} | "
+                         f"{r['cpu_seconds']:.0f} | {load} | {commit} | {size:.1f} |")
+        machines = sorted({json.loads(p.read_text())["machine"] for p in folder.glob("*/unit.json")})
+        missing = [u for u in run.units if u not in landed]
+        lines += ["", "Machine: " + "; ".join(machines) + ". One core a unit (`--cores 1`, OMP_NUM_THREADS=1, "
+                  "nice 5); units ran two at a time beside other work, so wall seconds are times under load.", "",
+                  "Not landed yet: " + (", ".join(f"`{u}`" for u in missing) if missing else "none") + ".", ""]
+        path = folder / "README.md"
+        path.write_text("\n".join(lines))
+        written.append(path)
+    return written
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m nnprobe.units", description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
-    for name in ("run", "restore", "status"):
+    for name in ("run", "restore", "status", "readme"):
         p = sub.add_parser(name)
         p.add_argument("run", help="the run's name (config/units/RUN.yaml)")
         if name == "run":
@@ -329,6 +372,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     run = load_run(args.run, snakemake=args.snakemake)
     if args.command == "run":
         run_unit(run, args.unit, cores=args.cores, docs=args.docs, date=args.date)
+    elif args.command == "readme":
+        for path in run_readme(run, args.docs):
+            print(f"wrote {path}")
     elif args.command == "status":
         for unit, where in status(run, args.docs):
             print(f"{unit:32s} {where}")

@@ -87,6 +87,17 @@ def test_a_landed_unit_holds_its_evidence(landed: Path):
         LANDED, "results/noise/models/binary/seed0/metrics.json", "results/noise/models/binary/seed0/history.csv"}
     assert all(job["record"]["rule"] == "noise_train" for job in record["jobs"])
     assert (landed / "config.yaml").read_text() == (REPO / "config" / "demo.yaml").read_text()
+    assert str(landed.parents[3]) not in record["command"]  # paths in the checkout are relative
+
+
+def test_the_run_readme_tells_each_unit_and_what_remains(landed: Path):
+    checkout = landed.parents[3]
+    done = units(checkout, "readme", "demo")
+    assert done.returncode == 0, done.stderr
+    readme = (landed.parent / "README.md").read_text()
+    record = json.loads((landed / "unit.json").read_text())
+    assert re.search(rf"\| {UNIT} \| `{LANDED}` \| {record['started']} \| {record['wall_seconds']:.0f} \|", readme)
+    assert "Not landed yet: `binary-seed1`, `noise`." in readme
 
 
 def test_restore_plans_only_the_units_not_run(fresh_checkout: Path, snakemake_exe: Path):
