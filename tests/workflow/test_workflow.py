@@ -149,15 +149,67 @@ def test_snakefmt_check(snakemake_exe):
 # --------------------------------------------------------------------------- dry runs
 
 
-def test_dry_run_paper_scale(run_snakemake, tmp_path):
-    counts = job_counts(dry_run(run_snakemake, tmp_path))
+@pytest.fixture(scope="module")
+def paper_dry_run(run_snakemake, tmp_path_factory) -> str:
+    """The dry run of config/config.yaml's whole DAG (shared by the tests that read it)."""
+    return dry_run(run_snakemake, tmp_path_factory.mktemp("paper_dry_run"))
+
+
+@pytest.fixture(scope="module")
+def demo_dry_run(run_snakemake, tmp_path_factory) -> str:
+    """The dry run of config/demo.yaml's whole DAG (shared by the tests that read it)."""
+    return dry_run(run_snakemake, tmp_path_factory.mktemp("demo_dry_run"), configfiles=(DEMO,))
+
+
+def study_of_rules() -> dict[str, str]:
+    """Every rule of the workflow and the study whose rules file defines it (``data`` and
+    ``report`` for the shared files, ``all`` for the Snakefile's target rules)."""
+    found = {}
+    for path in [REPO / "Snakefile", *sorted((REPO / "rules").glob("*.smk"))]:
+        study = {"Snakefile": "all", "common": "data", "data": "data"}.get(path.stem, path.stem)
+        for name in re.findall(r"^(?:rule|checkpoint) (\w+):", path.read_text(), flags=re.MULTILINE):
+            found[name] = study
+    return found
+
+
+def jobs_per_study(output: str) -> dict[str, int]:
+    """The jobs a dry run plans, per study (the rule file that defines each rule)."""
+    studies, per_study = study_of_rules(), {}
+    for rule, n in job_counts(output).items():
+        if rule == "total":
+            continue
+        study = studies.get(rule) or ("mislabel" if rule.startswith("train_population") else "data")
+        per_study[study] = per_study.get(study, 0) + n
+    return per_study
+
+
+def test_readme_job_counts_are_what_the_dry_runs_plan(paper_dry_run, demo_dry_run):
+    """The README's table of jobs per study and config is what `snakemake -n` plans."""
+    readme = (REPO / "README.md").read_text()
+    table = re.search(r"<!-- job-counts -->\n(.*?)<!-- /job-counts -->", readme, flags=re.DOTALL)
+    assert table, "README.md has no <!-- job-counts --> table"
+    rows = {}
+    for line in table.group(1).splitlines()[2:]:
+        cells = [c.strip(" `") for c in line.strip().strip("|").split("|")]
+        rows[cells[0]] = [int(c.replace(",", "")) for c in cells[1:]]
+    columns = ["mislabel", "adversarial", "noise", "visualize", "data", "report"]
+    for config, output in (("config/config.yaml", paper_dry_run), ("config/demo.yaml", demo_dry_run)):
+        per_study = jobs_per_study(output)
+        planned = [per_study.get(c, 0) for c in columns] + [job_counts(output)["total"]]
+        assert rows.get(config) == planned, (
+            f"README's job counts of {config} are {rows.get(config)}, a dry run plans {planned} "
+            f"({', '.join(columns)}, total): update the table")
+
+
+def test_dry_run_paper_scale(paper_dry_run):
+    counts = job_counts(paper_dry_run)
     assert counts["train_population"] == 46  # 45 pairs + baseline, one pair per job
     for rule, n in MISLABEL_JOBS.items():
         assert counts.get(rule) == n, (rule, counts)
 
 
-def test_dry_run_demo(run_snakemake, tmp_path):
-    out = dry_run(run_snakemake, tmp_path, configfiles=(DEMO,))
+def test_dry_run_demo(demo_dry_run):
+    out = demo_dry_run
     counts = job_counts(out)
     assert counts["train_population"] == 5  # the baseline, then 45 pairs in packs of 12: 12 + 12 + 12 + 9
     for rule, n in MISLABEL_JOBS.items():
