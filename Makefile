@@ -9,7 +9,7 @@ PROFILE := profiles/local
 DEMO_CONFIG := --configfile config/demo.yaml --replace-workflow-config
 REPORT := results/report.html
 
-.PHONY: help install demo test lint clean unit restore units
+.PHONY: help install demo test lint clean unit restore units rulegraph
 
 help:
 	@echo "make install  create $(VENV) and install nnprobe with the workflow and test extras"
@@ -19,6 +19,7 @@ help:
 	@echo "make unit RUN=R UNIT=U   run one unit of a long run (config/units/R.yaml), land its evidence in docs/runs/"
 	@echo "make restore RUN=R       put the landed units of run R back into results/ (Snakemake counts them done)"
 	@echo "make units RUN=R         which units of run R have landed"
+	@echo "make rulegraph           docs/figures/rulegraph.{dot,svg}: the rules of the demo config (needs graphviz dot)"
 	@echo "make clean    remove results/ and .snakemake/ (keeps $(VENV))"
 
 install: $(STAMP)
@@ -57,3 +58,9 @@ restore: install
 units: install
 	@test -n "$(RUN)" || { echo "usage: make units RUN=cifar-cpu"; exit 2; }
 	$(BIN)/python -m nnprobe.units status $(RUN)
+
+# The rule graph of README.md (the demo config's rules; tests/workflow/test_workflow.py holds the
+# .dot to what Snakemake prints now; the picture needs graphviz's dot).
+rulegraph: install
+	$(SNAKEMAKE) --rulegraph --quiet all $(DEMO_CONFIG) > docs/figures/rulegraph.dot
+	dot -Tsvg docs/figures/rulegraph.dot > docs/figures/rulegraph.svg

@@ -201,6 +201,22 @@ def test_readme_job_counts_are_what_the_dry_runs_plan(paper_dry_run, demo_dry_ru
             f"({', '.join(columns)}, total): update the table")
 
 
+def test_readme_rule_graph_is_the_workflow_s(run_snakemake):
+    """docs/figures/rulegraph.dot (the picture in README.md) is the demo's rule graph today."""
+    proc = run_snakemake(["--rulegraph", "--quiet", "all"])
+    assert proc.returncode == 0, proc.stdout[-3000:]
+
+    def rule_edges(dot: str) -> set[tuple[str, str]]:  # node numbers vary from run to run, names do not
+        names = dict(re.findall(r'^\s*(\d+)\[label = "(\w+)"', dot, flags=re.MULTILINE))
+        edges = {(names[a], names[b]) for a, b in re.findall(r"^\s*(\d+) -> (\d+)", dot, flags=re.MULTILINE)}
+        return edges | {(name, name) for name in names.values()}
+
+    now, committed = rule_edges(proc.stdout), rule_edges((REPO / "docs" / "figures" / "rulegraph.dot").read_text())
+    assert len(now) > 50 and now == committed, (
+        f"the rule graph changed (new: {sorted(now - committed)}, gone: {sorted(committed - now)}): "
+        "run `make rulegraph` and commit docs/figures/rulegraph.{dot,svg}")
+
+
 def test_dry_run_paper_scale(paper_dry_run):
     counts = job_counts(paper_dry_run)
     assert counts["train_population"] == 46  # 45 pairs + baseline, one pair per job
