@@ -152,8 +152,23 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory, snakemake_exe: Path) -> P
         workdir = Path(reuse).resolve()
         if not (workdir / "Snakefile").is_file():
             make_checkout(workdir)
-    else:
-        workdir = make_checkout(tmp_path_factory.mktemp("demo_run"))
+        return _run_demo(workdir, snakemake_exe)
+    if not os.environ.get("PYTEST_XDIST_WORKER"):
+        return _run_demo(make_checkout(tmp_path_factory.mktemp("demo_run")), snakemake_exe)
+    # Under pytest-xdist every worker is a session of its own: the first to ask runs the demo in
+    # the folder the workers share, the others wait for it and read the same run.
+    from filelock import FileLock
+
+    shared = tmp_path_factory.getbasetemp().parent
+    with FileLock(str(shared / "demo_run.lock")):
+        workdir = shared / "demo_run"
+        if not (workdir / "snakemake.out").exists():
+            return _run_demo(make_checkout(workdir), snakemake_exe)
+    _fail_unless_done(workdir)
+    return workdir
+
+
+def _run_demo(workdir: Path, snakemake_exe: Path) -> Path:
     run = _snakemake_runner(snakemake_exe)
     # Targets (none: rule all) before --resources, which takes several values.
     proc = run(
@@ -162,13 +177,17 @@ def demo_run(tmp_path_factory: pytest.TempPathFactory, snakemake_exe: Path) -> P
         timeout=DEMO_TIMEOUT,
         env={"PYTHONPATH": str(workdir / "src")},  # the jobs run the checkout's code, which is their code input
     )
+    (workdir / "snakemake.returncode").write_text(str(proc.returncode))
     (workdir / "snakemake.out").write_text(proc.stdout)
-    if proc.returncode != 0:
-        pytest.fail(
-            f"the demo workflow failed (exit {proc.returncode}) in {workdir}; "
-            f"last lines of its output:\n{proc.stdout[-6000:]}"
-        )
+    _fail_unless_done(workdir)
     return workdir
+
+
+def _fail_unless_done(workdir: Path) -> None:
+    code = int((workdir / "snakemake.returncode").read_text())
+    if code != 0:
+        out = (workdir / "snakemake.out").read_text()
+        pytest.fail(f"the demo workflow failed (exit {code}) in {workdir}; last lines of its output:\n{out[-6000:]}")
 
 
 @pytest.fixture(scope="session")
