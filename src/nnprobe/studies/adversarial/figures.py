@@ -13,6 +13,7 @@ from ...plotting import BASELINE_COLOR, PAIR_COLOR, display_image, save_figure
 
 __all__ = [
     "adversarial_example_grid",
+    "signed_difference",
     "distortion_distributions",
     "error_by_regime",
     "error_matrix_heatmap",
@@ -82,10 +83,18 @@ def distortion_distributions(distortions: dict[str, np.ndarray], excluded: dict[
                        label="mean (nearest target, on the boundary)" if i == 0 else None)
     ax.set_xlabel("minimal RMS distortion sqrt(sum (x' - x)^2 / n), pixels in [0, 1]")
     ax.set_title("Distortion needed to move each image to its random wrong label")
-    ax.legend(loc="lower right", fontsize=8)
+    # below the axes: inside, the legend would cover a model's box
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16 - 0.5 / len(names)), ncol=2, fontsize=8, frameon=False)
     ax.grid(axis="x", alpha=0.3)
     fig.tight_layout()
     return save_figure(fig, stem)
+
+
+def signed_difference(original: np.ndarray, adversarial: np.ndarray) -> np.ndarray:
+    """The perturbation ``x' - x`` of a ``(C, H, W)`` or ``(H, W)`` image as one ``(H, W)`` map:
+    the mean over colour channels (a grey image's own difference)."""
+    diff = np.asarray(adversarial, dtype=float) - np.asarray(original, dtype=float)
+    return diff if diff.ndim == 2 else diff.mean(axis=0)
 
 
 def adversarial_example_grid(
@@ -95,34 +104,46 @@ def adversarial_example_grid(
     stem: Path,
     magnify: float = 10.0,
 ) -> list[Path]:
-    """Original, adversarial and magnified difference, for every model (rows) and example.
+    """Original, adversarial and the perturbation, for every model (rows) and example.
 
-    ``originals`` (k, C, H, W) and ``adversarial[model]`` (k, C, H, W) are in [0, 1]; the
-    difference is drawn as ``0.5 + magnify * (x' - x)``, clipped (grey = unchanged).
+    ``originals`` (k, C, H, W) and ``adversarial[model]`` (k, C, H, W) are in [0, 1]. The
+    perturbation ``x' - x`` (:func:`signed_difference`) is drawn in a diverging map, blue for
+    darker and red for brighter pixels, white for unchanged, on one symmetric scale for the
+    whole figure, ``±max(1/magnify, largest |x' - x| shown)``: no panel saturates, panels
+    compare, and figures whose changes stay below ``1/magnify`` share one scale (the colour bar
+    states it).
     ``captions[model][i]`` titles example i (e.g. "7→3, 0.061").
     """
     names = list(adversarial)
     k = originals.shape[0]
-    fig, axes = plt.subplots(len(names), 3 * k, figsize=(0.85 * 3 * k + 1.2, 1.05 * len(names) + 0.6), squeeze=False)
+    diffs = {name: [signed_difference(originals[i], adversarial[name][i]) for i in range(k)] for name in names}
+    limit = max([1.0 / magnify] + [float(np.abs(d).max()) for ds in diffs.values() for d in ds])
+    fig, axes = plt.subplots(len(names), 3 * k, figsize=(0.85 * 3 * k + 1.9, 1.05 * len(names) + 0.6), squeeze=False)
+    shown_diff = None
     for r, name in enumerate(names):
         for i in range(k):
-            x, xa = originals[i], adversarial[name][i]
-            panels = (x, xa, (0.5 + magnify * (xa - x)).clip(0, 1))
-            for p, img in enumerate(panels):
+            for p in range(3):
                 ax = axes[r, 3 * i + p]
-                shown, cmap = display_image(img)
-                ax.imshow(shown, cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
+                if p < 2:
+                    shown, cmap = display_image((originals[i], adversarial[name][i])[p])
+                    ax.imshow(shown, cmap=cmap, vmin=0, vmax=1, interpolation="nearest")
+                else:
+                    shown_diff = ax.imshow(diffs[name][i], cmap="RdBu_r", vmin=-limit, vmax=limit,
+                                           interpolation="nearest")
                 ax.set_xticks([])
                 ax.set_yticks([])
                 if p == 1:
                     ax.set_title(captions[name][i], fontsize=6, pad=2)
                 if r == 0:
-                    ax.set_xlabel(("original", "adversarial", f"diff ×{magnify:g}")[p], fontsize=6, labelpad=1)
+                    ax.set_xlabel(("original", "adversarial", "x' − x")[p], fontsize=6, labelpad=1)
                     ax.xaxis.set_label_position("top")
             if i == 0:
                 axes[r, 0].set_ylabel(name, fontsize=7, rotation=0, ha="right", va="center")
     fig.suptitle("Minimal adversarial examples (title: true→target label, RMS distortion)", fontsize=9)
-    fig.tight_layout(pad=0.3, w_pad=0.1, h_pad=0.4)
+    fig.tight_layout(pad=0.3, w_pad=0.1, h_pad=0.4, rect=(0, 0, 0.93, 1))
+    bar = fig.colorbar(shown_diff, cax=fig.add_axes((0.945, 0.15, 0.012, 0.7)))
+    bar.set_label(f"x' − x (one scale, ±{limit:.3g})", fontsize=7)
+    bar.ax.tick_params(labelsize=6)
     return save_figure(fig, stem)
 
 
