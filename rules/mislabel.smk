@@ -33,6 +33,7 @@ for job in MISLABEL_JOBS:
             fraction=(
                 None if job.pairs == (BASELINE,) else config["mislabel"]["fraction"]
             ),
+            design=config["mislabel"]["design"],
             model=mislabel_model(),
             train={k: config["train"][k] for k in RESULT_KEYS},
         script:

@@ -47,7 +47,10 @@ log = logging.getLogger("nnprobe.evidence")
 
 #: The config keys that define the networks of a study: folders that differ in one of them
 #: hold networks of different experiments and are not combined.
-NETWORK_KEYS = {"mislabel": ["seed", "dataset", "model", *(f"train.{key}" for key in RESULT_KEYS), "mislabel.fraction"]}
+NETWORK_KEYS = {"mislabel": ["seed", "dataset", "model", *(f"train.{key}" for key in RESULT_KEYS), "mislabel.fraction",
+                             "mislabel.design"]}
+#: Values of network keys that configs written before the key existed lack (the old behaviour).
+NETWORK_KEY_DEFAULTS = {"mislabel.design": "independent"}
 #: Where a study's per-model tables lie in a run's working directory: the mislabel networks'
 #: metrics; the adversarial study's tables (one row per network or attacked model), the zoo's
 #: training records and the record and training log of every adversarially trained network; the
@@ -84,6 +87,7 @@ def network_config(config: Mapping[str, Any], study: str) -> dict[str, Any]:
     dataset's root and download flag are where the data was, not what it is, and its number of
     classes is the data's own: they are left out, as are the speed keys (layout, compile)."""
     found = {key: _lookup(config, key) for key in NETWORK_KEYS[study]}
+    found.update({key: value for key, value in NETWORK_KEY_DEFAULTS.items() if key in found and found[key] is None})
     if isinstance(found.get("dataset"), Mapping):
         found["dataset"] = {k: v for k, v in found["dataset"].items() if k not in ("root", "download", "num_classes")}
     return found

@@ -117,3 +117,16 @@ def test_write_says_how_to_make_a_missing_effective_config(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"snakemake results/config.yaml"):
         write_evidence("adversarial", tmp_path / "run", tmp_path / "out", command="snakemake adversarial")
     assert not (tmp_path / "out").exists()  # nothing half-written
+
+
+def test_the_design_defines_the_networks():
+    """mislabel.design is a network key: folders of the two designs are not combined; a config
+    written before the key existed is of the independent design."""
+    from nnprobe.evidence import network_config
+
+    config = {"seed": 0, "dataset": {"source": "sklearn_digits"}, "model": {}, "train": {"epochs": 8},
+              "mislabel": {"fraction": 0.5}}
+    old = network_config(config, "mislabel")
+    assert old["mislabel.design"] == "independent"
+    assert network_config({**config, "mislabel": {"fraction": 0.5, "design": "independent"}}, "mislabel") == old
+    assert network_config({**config, "mislabel": {"fraction": 0.5, "design": "paired"}}, "mislabel") != old
