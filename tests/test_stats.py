@@ -71,32 +71,6 @@ def test_welch_degenerate_gives_nan_without_raising(x, y):
         assert res["diff"] == pytest.approx(np.mean(x) - np.mean(y))
 
 
-# --------------------------------------------------------------------------- paired t
-
-
-def test_paired_t_test_by_hand():
-    res = ns.paired_t_test([-0.09, -0.08, -0.125])
-    # mean -0.295 / 3; deviations 0.0083, 0.0183, -0.0267: s^2 = 0.00111667 / 2
-    assert res["n"] == 3 and res["diff"] == pytest.approx(-0.0983333333, abs=1e-10)
-    assert res["sd_diff"] == pytest.approx(np.sqrt(0.0011166667 / 2), rel=1e-7)
-    assert res["t"] == pytest.approx(-0.0983333333 / (0.0236290781 / np.sqrt(3)), rel=1e-7)
-    assert res["t"] == pytest.approx(-7.207997, rel=1e-6) and res["df"] == 2
-    assert res["p"] == pytest.approx(2 * st.t.sf(7.207997217, 2), rel=1e-6)
-    assert res["p"] == pytest.approx(0.0187089, rel=1e-4)
-    half = st.t.ppf(0.975, 2) * 0.0236290781 / np.sqrt(3)  # 4.303 * se
-    assert (res["ci_low"], res["ci_high"]) == pytest.approx((-0.0983333333 - half, -0.0983333333 + half), rel=1e-7)
-    assert res["dz"] == pytest.approx(-0.0983333333 / 0.0236290781, rel=1e-7)
-
-
-@pytest.mark.parametrize("values", [[0.1], [], [0.02, 0.02, 0.02]])
-def test_paired_t_test_undefined(values):
-    res = ns.paired_t_test(values)
-    assert np.isnan(res["t"]) and np.isnan(res["p"]) and np.isnan(res["ci_low"]) and np.isnan(res["dz"])
-    assert res["n"] == len(values)
-    if values:
-        assert res["diff"] == pytest.approx(np.mean(values))
-
-
 # --------------------------------------------------------------------------- BH / Holm
 
 

@@ -15,7 +15,6 @@ from scipy import stats as _st
 __all__ = [
     "hedges_g",
     "welch_test",
-    "paired_t_test",
     "holm",
     "benjamini_hochberg",
     "check_distribution",
@@ -112,47 +111,6 @@ def welch_test(x, y) -> dict:
         ci_low=float(ci.low),
         ci_high=float(ci.high),
     )
-    return out
-
-
-def paired_t_test(differences) -> dict:
-    """Paired t-test: the one-sample t-test of within-block differences ``d_1 .. d_n`` against 0, two-sided.
-
-    Each ``d_r`` is one block's contrast (in the mislabel study, replicate r's mean over one group
-    of networks minus its mean over the other; every network of a replicate shares its
-    initialisation and data order). ``t = mean(d) / (s_d / sqrt(n))`` with ``s_d`` the sample
-    standard deviation (ddof 1), ``df = n - 1``; the 95 % confidence interval is
-    ``mean(d) +- t_{0.975, n-1} s_d / sqrt(n)``; ``dz = mean(d) / s_d`` is the standardised mean
-    difference of paired data (Cohen's d_z; Cohen, J. (1988). Statistical Power Analysis for the
-    Behavioral Sciences, 2nd ed.). Whatever the blocks share cancels from
-    ``d_r``: this is the analysis of common random numbers (Law, A. M. & Kelton, W. D. (2000).
-    Simulation Modeling and Analysis, 3rd ed., sec. 10.2 and 11.2: "paired-t" confidence
-    intervals). Computed by ``scipy.stats.ttest_1samp``. Reference: Student (1908). The probable
-    error of a mean. Biometrika 6, 1-25.
-
-    Returns a dict with keys ``n, diff, sd_diff, t, df, p, ci_low, ci_high, dz``. With fewer than
-    2 differences, or all of them equal (s_d = 0), the test is undefined: ``t, df, p, ci_low,
-    ci_high, dz`` are NaN (``diff`` is still the mean where there is one).
-    """
-    d = _as_1d(differences, "differences")
-    n = d.size
-    out = {
-        "n": int(n),
-        "diff": float(d.mean()) if n else float("nan"),
-        "sd_diff": float(d.std(ddof=1)) if n > 1 else float("nan"),
-        "t": float("nan"),
-        "df": float("nan"),
-        "p": float("nan"),
-        "ci_low": float("nan"),
-        "ci_high": float("nan"),
-        "dz": float("nan"),
-    }
-    if n < 2 or not out["sd_diff"] > 0:
-        return out
-    res = _st.ttest_1samp(d, 0.0)
-    ci = res.confidence_interval(0.95)
-    out.update(t=float(res.statistic), df=float(res.df), p=float(res.pvalue), ci_low=float(ci.low),
-               ci_high=float(ci.high), dz=out["diff"] / out["sd_diff"])
     return out
 
 

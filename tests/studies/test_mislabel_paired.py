@@ -1,4 +1,4 @@
-"""The paired analysis of the mislabel study (nnprobe.studies.mislabel.paired, nnprobe.stats.paired_t_test):
+"""The paired analysis of the mislabel study (nnprobe.studies.mislabel.paired):
 known answers computed by hand, and simulated studies with a planted replicate effect and a planted pair effect."""
 
 from __future__ import annotations
@@ -14,6 +14,7 @@ from nnprobe import stats as ns
 from nnprobe.studies.mislabel.paired import (
     mixed_model_contrast,
     paired_information_table,
+    paired_t_test,
     paired_table,
     replicate_contrasts,
 )
@@ -79,6 +80,29 @@ def cell(table: pd.DataFrame, target: int, other: int) -> pd.Series:
 # --------------------------------------------------------------------------- known answers by hand
 
 
+def test_paired_t_test_by_hand():
+    res = paired_t_test([-0.09, -0.08, -0.125])
+    # mean -0.295 / 3; deviations 0.0083, 0.0183, -0.0267: s^2 = 0.00111667 / 2
+    assert res["n"] == 3 and res["diff"] == pytest.approx(-0.0983333333, abs=1e-10)
+    assert res["sd_diff"] == pytest.approx(np.sqrt(0.0011166667 / 2), rel=1e-7)
+    assert res["t"] == pytest.approx(-0.0983333333 / (0.0236290781 / np.sqrt(3)), rel=1e-7)
+    assert res["t"] == pytest.approx(-7.207997, rel=1e-6) and res["df"] == 2
+    assert res["p"] == pytest.approx(2 * st.t.sf(7.207997217, 2), rel=1e-6)
+    assert res["p"] == pytest.approx(0.0187089, rel=1e-4)
+    half = st.t.ppf(0.975, 2) * 0.0236290781 / np.sqrt(3)  # 4.303 * se
+    assert (res["ci_low"], res["ci_high"]) == pytest.approx((-0.0983333333 - half, -0.0983333333 + half), rel=1e-7)
+    assert res["dz"] == pytest.approx(-0.0983333333 / 0.0236290781, rel=1e-7)
+
+
+@pytest.mark.parametrize("values", [[0.1], [], [0.02, 0.02, 0.02]])
+def test_paired_t_test_undefined(values):
+    res = paired_t_test(values)
+    assert np.isnan(res["t"]) and np.isnan(res["p"]) and np.isnan(res["ci_low"]) and np.isnan(res["dz"])
+    assert res["n"] == len(values)
+    if values:
+        assert res["diff"] == pytest.approx(np.mean(values))
+
+
 def test_replicate_contrasts_by_hand():
     x = pd.DataFrame({"replicate": [0, 0, 1, 1, 2], "v": [0.70, 0.72, 0.60, 0.64, 0.65]})
     y = pd.DataFrame({"replicate": [1, 0, 3], "v": [0.70, 0.80, 0.9]})
@@ -92,7 +116,7 @@ def test_replicate_contrasts_by_hand():
 def test_paired_table_by_hand(hand):
     table = paired_table(hand)
     row = cell(table, 0, 1)
-    # d_r = mean(1-2, 1-3) - (2-3) = -0.09, -0.08, -0.125: the case of tests/test_stats.py::test_paired_t_test_by_hand
+    # d_r = mean(1-2, 1-3) - (2-3) = -0.09, -0.08, -0.125: the case of test_paired_t_test_by_hand
     assert row["test"] == "paired t" and row["comparison"] == "confused_vs_clean"
     assert row["n_replicates"] == 3 and row["n_x"] == 6 and row["n_y"] == 3
     assert row["mean_x"] == pytest.approx((0.71 + 0.62 + 0.655) / 3) and row["mean_y"] == pytest.approx(0.76)
@@ -118,7 +142,7 @@ def test_paired_table_by_hand(hand):
     # confused vs baseline: d_r = mean(1-2, 1-3) - none = -0.11, -0.09, -0.115
     base = cell(paired_table(hand, "confused_vs_baseline"), 0, 1)
     assert base["n_y"] == 3 and base["diff"] == pytest.approx(-0.105)
-    assert base["t"] == pytest.approx(ns.paired_t_test([-0.11, -0.09, -0.115])["t"])
+    assert base["t"] == pytest.approx(paired_t_test([-0.11, -0.09, -0.115])["t"])
     # the corrections are the Welch tables' over the K(K-1) = 12 tests
     assert len(table) == 12
     np.testing.assert_allclose(table["q_bh"], ns.benjamini_hochberg(table["p"].to_numpy()))
@@ -135,7 +159,7 @@ def test_paired_information_table_by_hand(hand):
     y = np.array(HAND["2-3"])
     delta = -np.log2(x).mean(axis=0) + np.log2(y)  # mean log2-loss of X minus Y, per replicate
     assert row["delta_logloss_bits"] == pytest.approx(delta.mean())
-    assert row["t"] == pytest.approx(ns.paired_t_test(delta)["t"]) and row["df"] == 2
+    assert row["t"] == pytest.approx(paired_t_test(delta)["t"]) and row["df"] == 2
     # within replicate r the mean softmax on T's images is (a, (1-a)/3, (1-a)/3, (1-a)/3) with a the mean
     # accuracy, so KL(P_X || P_Y) = a log2(a/b) + (1-a) log2((1-a)/(1-b))
     a, b = x.mean(axis=0), y

@@ -16,7 +16,7 @@ clean, baseline), the within-replicate contrast
 
 holds no ``u_r``: it cancels, as with common random numbers in simulation (Law & Kelton 2000,
 Simulation Modeling and Analysis, 3rd ed., sec. 11.2). The d_r of R replicates are independent,
-and a one-sample t-test of them (:func:`nnprobe.stats.paired_t_test`) tests ``mean_{p in X} mu_p
+and a one-sample t-test of them (:func:`paired_t_test`) tests ``mean_{p in X} mu_p
 - mean_{p in Y} mu_p = 0`` with a standard error free of the replicates' spread, which Welch's
 t (:func:`~.statistics.welch_table`) counts as noise. A linear mixed model with the replicate
 as a random effect (:func:`mixed_model_contrast`) cross-checks it. The Welch tables stay valid in
@@ -38,14 +38,60 @@ from scipy import stats as _st
 from statsmodels.regression.mixed_linear_model import MixedLM
 
 from ...core.checks import undefined_comparisons
-from ...stats import benjamini_hochberg, check_distribution, holm, kl_bits, mean_interval, paired_t_test
+from ...stats import benjamini_hochberg, check_distribution, holm, kl_bits, mean_interval
 from .statistics import _check_columns, _check_comparison, _class_names, _classes, _prefixed, group_masks
 
-__all__ = ["PAIRED_TEST", "check_paired_design", "replicate_contrasts", "mixed_model_contrast",
+__all__ = ["PAIRED_TEST", "paired_t_test", "check_paired_design", "replicate_contrasts", "mixed_model_contrast",
            "paired_table", "paired_information_table"]
 
 #: The test of the paired tables (their ``test`` column, the heatmaps' labels).
 PAIRED_TEST = "paired t"
+
+
+def paired_t_test(differences) -> dict:
+    """Paired t-test: the one-sample t-test of within-block differences ``d_1 .. d_n`` against 0, two-sided.
+
+    Each ``d_r`` is one block's contrast (in the mislabel study, replicate r's mean over one group
+    of networks minus its mean over the other; every network of a replicate shares its
+    initialisation and data order). ``t = mean(d) / (s_d / sqrt(n))`` with ``s_d`` the sample
+    standard deviation (ddof 1), ``df = n - 1``; the 95 % confidence interval is
+    ``mean(d) +- t_{0.975, n-1} s_d / sqrt(n)``; ``dz = mean(d) / s_d`` is the standardised mean
+    difference of paired data (Cohen's d_z; Cohen, J. (1988). Statistical Power Analysis for the
+    Behavioral Sciences, 2nd ed.). Whatever the blocks share cancels from
+    ``d_r``: this is the analysis of common random numbers (Law, A. M. & Kelton, W. D. (2000).
+    Simulation Modeling and Analysis, 3rd ed., sec. 10.2 and 11.2: "paired-t" confidence
+    intervals). Computed by ``scipy.stats.ttest_1samp``. Reference: Student (1908). The probable
+    error of a mean. Biometrika 6, 1-25.
+
+    It lives here, not in :mod:`nnprobe.stats`: most jobs of every study have that module among
+    their code inputs, so a function added there would rerun them; only the paired jobs run this.
+
+    Returns a dict with keys ``n, diff, sd_diff, t, df, p, ci_low, ci_high, dz``. With fewer than
+    2 differences, or all of them equal (s_d = 0), the test is undefined: ``t, df, p, ci_low,
+    ci_high, dz`` are NaN (``diff`` is still the mean where there is one).
+    """
+    d = np.asarray(differences, dtype=float).ravel()
+    if np.isnan(d).any():
+        raise ValueError("differences contain NaN; drop missing replicates before testing")
+    n = d.size
+    out = {
+        "n": int(n),
+        "diff": float(d.mean()) if n else float("nan"),
+        "sd_diff": float(d.std(ddof=1)) if n > 1 else float("nan"),
+        "t": float("nan"),
+        "df": float("nan"),
+        "p": float("nan"),
+        "ci_low": float("nan"),
+        "ci_high": float("nan"),
+        "dz": float("nan"),
+    }
+    if n < 2 or not out["sd_diff"] > 0:
+        return out
+    res = _st.ttest_1samp(d, 0.0)
+    ci = res.confidence_interval(0.95)
+    out.update(t=float(res.statistic), df=float(res.df), p=float(res.pvalue), ci_low=float(ci.low),
+               ci_high=float(ci.high), dz=out["diff"] / out["sd_diff"])
+    return out
 
 
 def check_paired_design(table: pd.DataFrame) -> None:
@@ -197,7 +243,7 @@ def paired_table(table: pd.DataFrame, comparison: str = "confused_vs_clean", met
     One row per ordered pair (T, C), T != C, with the groups X and Y of
     :func:`~.statistics.welch_table`. Per replicate r with networks in both groups, ``d_r`` is
     the mean of T's ``metric`` over r's networks in X minus that over r's networks in Y
-    (:func:`replicate_contrasts`); the row holds :func:`nnprobe.stats.paired_t_test` of the
+    (:func:`replicate_contrasts`); the row holds :func:`paired_t_test` of the
     ``d_r`` (``test`` = "paired t"): ``n_replicates``, the networks used (``n_x``, ``n_y``),
     ``mean_x`` and ``mean_y`` (means over replicates of the group means), ``diff`` (the mean
     contrast), ``sd_diff``, its standard error ``se = sd_diff / sqrt(n_replicates)`` and 95 %
@@ -247,7 +293,7 @@ def paired_information_table(table: pd.DataFrame, comparison: str = "confused_vs
     * ``delta_r = L_X(r) - L_Y(r)``, ``L_G(r)`` the mean over r's networks in G of T's
       ``logloss_bits``; ``logloss_x``, ``logloss_y`` are the means of ``L_X(r)``, ``L_Y(r)``
       over replicates and ``delta_logloss_bits`` that of ``delta_r``, tested by the paired t
-      (:func:`nnprobe.stats.paired_t_test`: ``t``, ``df``, ``p``, ``delta_ci_low``,
+      (:func:`paired_t_test`: ``t``, ``df``, ``p``, ``delta_ci_low``,
       ``delta_ci_high``; ``q_bh``, ``p_holm`` over the K(K-1) tests; ``significant`` is
       ``q_bh < fdr_alpha``);
     * ``kl_r = KL(P_X(r) || P_Y(r))`` in bits, ``P_G(r)`` the mean over r's networks in G of T's
