@@ -200,6 +200,10 @@ def test_undefined_paired_tests_are_noted_and_left_out_of_the_corrections():
     assert single["note"].str.contains("a paired test needs 2 or more").all()
     three = paired_table(simulate(k=3, r=3), mixed_model=False)  # 3 classes: no pair holds neither T nor C
     assert three["p"].isna().all() and (three["n_y"] == 0).all() and (three["note"] != "").all()
+    for table in (simulate(k=4, r=1), simulate(k=3, r=3)):
+        info = paired_information_table(table)
+        assert info["p"].isna().all() and (info["note"] != "").all() and not info["significant"].any()
+    assert paired_information_table(simulate(k=4, r=1))["kl_bits"].notna().all()  # a divergence needs no spread
     flat = simulate(k=4, r=3).assign(accuracy=0.5)
     out = paired_table(flat)
     assert out["t"].isna().all() and out["note"].str.contains("no variance").all()

@@ -253,6 +253,7 @@ def paired_table(table: pd.DataFrame, comparison: str = "confused_vs_clean", met
     :func:`mixed_model_contrast` on the same networks, with its own BH and Holm adjustments.
     ``note`` says why a test is undefined (NaN, not counted in the adjustments).
     """
+    _alpha(fdr_alpha)  # before the work
     classes, names, cells = _groups(table, comparison, [metric], "paired_table")
     rows = []
     for t, c, x, y in cells:
@@ -283,6 +284,20 @@ def paired_table(table: pd.DataFrame, comparison: str = "confused_vs_clean", met
     return out[first + mixed + ["note"]]
 
 
+def _replicate_sums(rows: pd.DataFrame, replicates: pd.Index, *columns: Sequence[str]) -> list[np.ndarray]:
+    """For each list of ``columns``, the sums of ``rows``' values over the networks of each of
+    ``replicates`` (which all hold some of ``rows``), as ``(len(replicates), len(columns))`` arrays."""
+    known, found = replicates.to_numpy(), rows["replicate"].to_numpy()
+    index = np.searchsorted(known, found)
+    keep = np.isin(found, known)
+    out = []
+    for names in columns:
+        sums = np.zeros((len(replicates), len(names)))
+        np.add.at(sums, index[keep], rows[list(names)].to_numpy(float)[keep])
+        out.append(sums)
+    return out
+
+
 def paired_information_table(table: pd.DataFrame, comparison: str = "confused_vs_clean",
                              fdr_alpha: float = 0.05) -> pd.DataFrame:
     """Information about target class T gained or lost between two groups, in bits, replicate by replicate.
@@ -306,6 +321,7 @@ def paired_information_table(table: pd.DataFrame, comparison: str = "confused_vs
 
     ``test`` is "paired t"; ``note`` says why a row is undefined.
     """
+    _alpha(fdr_alpha)  # before the work
     probs, preds = _prefixed(table, "prob_"), _prefixed(table, "pred_")
     if not probs or len(probs) != len(preds):
         raise ValueError("paired_information_table needs prob_0..prob_{K-1} and pred_0..pred_{K-1} columns; "
@@ -316,14 +332,12 @@ def paired_information_table(table: pd.DataFrame, comparison: str = "confused_vs
     for t, c, x, y in cells:
         per = replicate_contrasts(x, y, "logloss_bits")
         res = paired_t_test(per["contrast"].to_numpy(float))
+        (px, cx), (py, cy) = (_replicate_sums(g, per.index, probs, preds) for g in (x, y))
         kl, kl_counts = [], []
-        for r in per.index:
-            xr, yr = x[x["replicate"] == r], y[y["replicate"] == r]
-            px = check_distribution(xr[probs].to_numpy(float).mean(axis=0), f"mean prob_* of T={t} in {gx}, r={r}")
-            py = check_distribution(yr[probs].to_numpy(float).mean(axis=0), f"mean prob_* of T={t} in {gy}, r={r}")
-            cx, cy = xr[preds].to_numpy(float).sum(axis=0) + 1.0, yr[preds].to_numpy(float).sum(axis=0) + 1.0
-            kl.append(kl_bits(px, py))
-            kl_counts.append(kl_bits(cx / cx.sum(), cy / cy.sum()))
+        for i, r in enumerate(per.index):
+            kl.append(kl_bits(check_distribution(px[i] / per["n_x"].iloc[i], f"mean prob_* of T={t} in {gx}, r={r}"),
+                              check_distribution(py[i] / per["n_y"].iloc[i], f"mean prob_* of T={t} in {gy}, r={r}")))
+            kl_counts.append(kl_bits((cx[i] + 1.0) / (cx[i] + 1.0).sum(), (cy[i] + 1.0) / (cy[i] + 1.0).sum()))
         if kl and np.isfinite(kl).all():
             kl_mean, kl_low, kl_high = mean_interval(kl)
         else:  # no replicate, or an infinite divergence (P_Y(r) is 0 where P_X(r) is not)
