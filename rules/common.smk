@@ -167,17 +167,23 @@ check_prepared_data(
 
 
 def mislabel_targets():
-    """Every table and figure of the mislabel study."""
+    """Every table and figure of the mislabel study: in the paired design (mislabel.design) the
+    paired tables and heatmaps besides the Welch ones."""
+    paired = config["mislabel"]["design"] == "paired"
     tables = expand(
         "results/mislabel/tables/{stat}_{comparison}{ext}",
-        stat=["welch", "information"],
+        stat=["welch", "information"]
+        + (["paired", "paired_information"] if paired else []),
         comparison=COMPARISONS,
         ext=TABLE_EXTS,
     )
+    heatmaps = [f"t_heatmap_{c}" for c in COMPARISONS] + [
+        f"information_heatmap_{v}" for v in INFORMATION_VALUES
+    ]
     figures = expand(
         "results/mislabel/figures/{name}.{ext}",
-        name=[f"t_heatmap_{c}" for c in COMPARISONS]
-        + [f"information_heatmap_{v}" for v in INFORMATION_VALUES]
+        name=heatmaps
+        + ([f"paired_{name}" for name in heatmaps] if paired else [])
         + ["accuracy_by_pair", "class_dendrogram"],
         ext=["pdf", "png"],
     )

@@ -33,6 +33,7 @@ for job in MISLABEL_JOBS:
             fraction=(
                 None if job.pairs == (BASELINE,) else config["mislabel"]["fraction"]
             ),
+            design=config["mislabel"]["design"],
             model=mislabel_model(),
             train={k: config["train"][k] for k in RESULT_KEYS},
         script:
@@ -211,3 +212,120 @@ rule class_dendrogram:
         **cpu_job(mem_mb=2000, minutes=10),
     script:
         "../scripts/mislabel/class_dendrogram.py"
+
+
+# The paired design (mislabel.design: paired): replicate r of every pair shares its initialisation
+# and data order, so within-replicate contrasts are tested over replicates (nnprobe.studies.mislabel.
+# paired), beside the Welch tables. rule all asks for these only in the paired design; the tables
+# refuse networks of the independent design.
+rule paired_table:
+    input:
+        table="results/mislabel/tables/per_model_class.parquet",
+        code=code("mislabel/paired_table.py"),
+    output:
+        parquet="results/mislabel/tables/paired_{comparison}.parquet",
+        csv=report(
+            "results/mislabel/tables/paired_{comparison}.csv",
+            caption="../report/table_paired.rst",
+            category="Mislabel study",
+            subcategory="Tables",
+            labels={"table": "paired t", "comparison": "{comparison}"},
+        ),
+        md="results/mislabel/tables/paired_{comparison}.md",
+    log:
+        "results/logs/mislabel/paired_table/{comparison}.log",
+    localrule: True
+    conda:
+        "../envs/analysis.yaml"
+    resources:
+        **cpu_job(mem_mb=4000, minutes=30),
+    params:
+        fdr_alpha=config["mislabel"]["fdr_alpha"],
+    script:
+        "../scripts/mislabel/paired_table.py"
+
+
+rule paired_information_table:
+    input:
+        table="results/mislabel/tables/per_model_class.parquet",
+        code=code("mislabel/paired_information_table.py"),
+    output:
+        parquet="results/mislabel/tables/paired_information_{comparison}.parquet",
+        csv=report(
+            "results/mislabel/tables/paired_information_{comparison}.csv",
+            caption="../report/table_paired_information.rst",
+            category="Mislabel study",
+            subcategory="Tables",
+            labels={
+                "table": "paired information (bits)",
+                "comparison": "{comparison}",
+            },
+        ),
+        md="results/mislabel/tables/paired_information_{comparison}.md",
+    log:
+        "results/logs/mislabel/paired_information_table/{comparison}.log",
+    localrule: True
+    conda:
+        "../envs/analysis.yaml"
+    resources:
+        **cpu_job(mem_mb=4000, minutes=10),
+    params:
+        fdr_alpha=config["mislabel"]["fdr_alpha"],
+    script:
+        "../scripts/mislabel/paired_information_table.py"
+
+
+rule paired_t_heatmap:
+    input:
+        paired="results/mislabel/tables/paired_{comparison}.parquet",
+        table="results/mislabel/tables/per_model_class.parquet",
+        code=code("mislabel/paired_t_heatmap.py"),
+    output:
+        pdf="results/mislabel/figures/paired_t_heatmap_{comparison}.pdf",
+        png=report(
+            "results/mislabel/figures/paired_t_heatmap_{comparison}.png",
+            caption="../report/paired_t_heatmap.rst",
+            category="Mislabel study",
+            subcategory="Paired t",
+            labels={"figure": "paired t heatmap", "comparison": "{comparison}"},
+        ),
+    log:
+        "results/logs/mislabel/paired_t_heatmap/{comparison}.log",
+    localrule: True
+    conda:
+        "../envs/analysis.yaml"
+    resources:
+        **cpu_job(mem_mb=2000, minutes=10),
+    params:
+        class_groups=config["mislabel"]["class_groups"],
+        fdr_alpha=config["mislabel"]["fdr_alpha"],
+    script:
+        "../scripts/mislabel/paired_t_heatmap.py"
+
+
+rule paired_information_heatmap:
+    input:
+        information="results/mislabel/tables/paired_information_confused_vs_clean.parquet",
+        table="results/mislabel/tables/per_model_class.parquet",
+        code=code("mislabel/paired_information_heatmap.py"),
+    output:
+        pdf="results/mislabel/figures/paired_information_heatmap_{value}.pdf",
+        png=report(
+            "results/mislabel/figures/paired_information_heatmap_{value}.png",
+            caption="../report/paired_information_heatmap.rst",
+            category="Mislabel study",
+            subcategory="Information (bits)",
+            labels={"figure": "paired information heatmap", "value": "{value}"},
+        ),
+    log:
+        "results/logs/mislabel/paired_information_heatmap/{value}.log",
+    localrule: True
+    conda:
+        "../envs/analysis.yaml"
+    resources:
+        **cpu_job(mem_mb=2000, minutes=10),
+    params:
+        class_groups=config["mislabel"]["class_groups"],
+        fdr_alpha=config["mislabel"]["fdr_alpha"],
+    script:
+        "../scripts/mislabel/paired_information_heatmap.py"

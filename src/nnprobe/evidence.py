@@ -35,6 +35,8 @@ from .studies.mislabel.reports import (
     collect_metrics,
     information,
     information_heatmap_figure,
+    paired,
+    paired_information,
     t_heatmap_figure,
     welch,
 )
@@ -47,7 +49,10 @@ log = logging.getLogger("nnprobe.evidence")
 
 #: The config keys that define the networks of a study: folders that differ in one of them
 #: hold networks of different experiments and are not combined.
-NETWORK_KEYS = {"mislabel": ["seed", "dataset", "model", *(f"train.{key}" for key in RESULT_KEYS), "mislabel.fraction"]}
+NETWORK_KEYS = {"mislabel": ["seed", "dataset", "model", *(f"train.{key}" for key in RESULT_KEYS), "mislabel.fraction",
+                             "mislabel.design"]}
+#: Values of network keys that configs written before the key existed lack (the old behaviour).
+NETWORK_KEY_DEFAULTS = {"mislabel.design": "independent"}
 #: Where a study's per-model tables lie in a run's working directory: the mislabel networks'
 #: metrics; the adversarial study's tables (one row per network or attacked model), the zoo's
 #: training records and the record and training log of every adversarially trained network; the
@@ -62,7 +67,8 @@ PER_MODEL = {"mislabel": ["results/mislabel/networks/*/*/metrics.parquet"],
              "visualize": ["results/visualize/models/*/metrics.parquet", "results/visualize/models/*/history.csv",
                            "results/visualize/patterns/*.parquet"]}
 KEY_FIGURES = {"mislabel": ["t_heatmap_confused_vs_clean", "information_heatmap_delta_logloss_bits",
-                            "accuracy_by_pair", "class_dendrogram"],
+                            "accuracy_by_pair", "class_dendrogram", "paired_t_heatmap_confused_vs_clean",
+                            "paired_information_heatmap_delta_logloss_bits"],
                "adversarial": ["distortion", "examples", "cross_model", "cross_training_set", "magnification",
                                "adversarial_training", "adversarial_training_monitor", "units"],
                "noise": ["predicted_classes_resnet18", "predicted_classes_keras_cnn", "mst_gaussian",
@@ -84,6 +90,7 @@ def network_config(config: Mapping[str, Any], study: str) -> dict[str, Any]:
     dataset's root and download flag are where the data was, not what it is, and its number of
     classes is the data's own: they are left out, as are the speed keys (layout, compile)."""
     found = {key: _lookup(config, key) for key in NETWORK_KEYS[study]}
+    found.update({key: value for key, value in NETWORK_KEY_DEFAULTS.items() if key in found and found[key] is None})
     if isinstance(found.get("dataset"), Mapping):
         found["dataset"] = {k: v for k, v in found["dataset"].items() if k not in ("root", "download", "num_classes")}
     return found
@@ -243,14 +250,26 @@ def rebuild(study: str, folders: Sequence[str | Path], out: str | Path) -> Path:
     collect_metrics([str(t) for t in tables], str(per_model), str(out / "tables" / "per_model_class.csv"))
     groups = configs[folders[0]].get("mislabel", {}).get("class_groups") or {}
     fdr_alpha = configs[folders[0]].get("mislabel", {}).get("fdr_alpha", 0.05)
+    table_dir, figure_dir = out / "tables", out / "figures"
     for comparison in COMPARISONS:
-        welch(str(per_model), str(out / "tables" / f"welch_{comparison}"), comparison, fdr_alpha)
-        information(str(per_model), str(out / "tables" / f"information_{comparison}"), comparison)
-        t_heatmap_figure(str(out / "tables" / f"welch_{comparison}.parquet"), str(per_model),
-                         str(out / "figures" / f"t_heatmap_{comparison}"), groups, fdr_alpha)
+        welch(str(per_model), str(table_dir / f"welch_{comparison}"), comparison, fdr_alpha)
+        information(str(per_model), str(table_dir / f"information_{comparison}"), comparison)
+        t_heatmap_figure(str(table_dir / f"welch_{comparison}.parquet"), str(per_model),
+                         str(figure_dir / f"t_heatmap_{comparison}"), groups, fdr_alpha)
     for value in INFORMATION_VALUES:
-        information_heatmap_figure(str(out / "tables" / "information_confused_vs_clean.parquet"), str(per_model),
-                                   str(out / "figures" / f"information_heatmap_{value}"), value, groups)
+        information_heatmap_figure(str(table_dir / "information_confused_vs_clean.parquet"), str(per_model),
+                                   str(figure_dir / f"information_heatmap_{value}"), value, groups)
+    if reference["mislabel.design"] == "paired":  # beside the Welch tables, as the workflow makes them
+        for comparison in COMPARISONS:
+            paired(str(per_model), str(table_dir / f"paired_{comparison}"), comparison, fdr_alpha)
+            paired_information(str(per_model), str(table_dir / f"paired_information_{comparison}"), comparison,
+                               fdr_alpha)
+            t_heatmap_figure(str(table_dir / f"paired_{comparison}.parquet"), str(per_model),
+                             str(figure_dir / f"paired_t_heatmap_{comparison}"), groups, fdr_alpha)
+        for value in INFORMATION_VALUES:
+            information_heatmap_figure(str(table_dir / "paired_information_confused_vs_clean.parquet"),
+                                       str(per_model), str(figure_dir / f"paired_information_heatmap_{value}"), value,
+                                       groups, fdr_alpha)
     accuracy_by_pair_figure(str(per_model), str(out / "figures" / "accuracy_by_pair"))
     class_dendrogram_figure(str(out / "tables" / "welch_confused_vs_clean.parquet"), str(per_model),
                             str(out / "figures" / "class_dendrogram"))

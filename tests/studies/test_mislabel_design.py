@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from nnprobe.core.seeds import derive_seed
-from nnprobe.studies.mislabel.design import mislabel_labels, mislabel_members
+from nnprobe.studies.mislabel.design import member_seeds, mislabel_labels, mislabel_members
 
 # --------------------------------------------------------------------------- labels
 
@@ -122,3 +122,64 @@ def test_members_do_not_depend_on_their_pack(labels):
 def test_members_reject_bad_pairs(labels):
     with pytest.raises(ValueError, match="pair"):
         mislabel_members(["0-4"], labels, num_classes=4, seed=0, replicates=2)
+
+
+# --------------------------------------------------------------------------- designs
+
+
+def test_the_independent_design_keeps_its_seeds(labels):
+    """The seeds of the independent design are those of the study before the paired design existed."""
+    members = mislabel_members(["none", "2-3"], labels, num_classes=4, seed=7, replicates=2)
+    _same_members(members, mislabel_members(["none", "2-3"], labels, num_classes=4, seed=7, replicates=2,
+                                            design="independent"))
+    for m in members:
+        pair, r = m.name.split("/r")
+        assert m.init_seed == derive_seed(7, "mislabel", pair, int(r), "init")
+        assert m.order_seed == derive_seed(7, "mislabel", pair, int(r), "order")
+    assert member_seeds(7, "2-3", 1) == {"init": derive_seed(7, "mislabel", "2-3", 1, "init"),
+                                         "order": derive_seed(7, "mislabel", "2-3", 1, "order"),
+                                         "labels": derive_seed(7, "mislabel", "2-3", 1, "labels")}
+
+
+@pytest.mark.parametrize("design", ["independent", "paired"])
+def test_paired_replicates_share_init_and_order_across_pairs(labels, design):
+    """Paired: replicate r of every pair and of the baseline has one init seed and one order seed,
+    from (seed, replicate) alone; its labels still come from (seed, pair, replicate). Independent:
+    nothing is shared."""
+    pairs = ["none", "0-1", "2-3", "1-3"]
+    members = {m.name: m for m in mislabel_members(pairs, labels, num_classes=4, seed=0, replicates=3,
+                                                   design=design)}
+    for r in range(3):
+        block = [members[f"{p}/r{r:03d}"] for p in pairs]
+        inits, orders = {m.init_seed for m in block}, {m.order_seed for m in block}
+        if design == "paired":
+            assert inits == {derive_seed(0, "mislabel", "paired", r, "init")}
+            assert orders == {derive_seed(0, "mislabel", "paired", r, "order")}
+        else:
+            assert len(inits) == len(orders) == len(pairs)
+        # labels: the baseline's are clean, every pair's its own draw (as in the independent design)
+        np.testing.assert_array_equal(block[0].labels, labels)
+        for m in block[1:]:
+            pair = m.name.split("/")[0]
+            expected = mislabel_labels(labels, tuple(int(c) for c in pair.split("-")),
+                                       derive_seed(0, "mislabel", pair, r, "labels"))
+            np.testing.assert_array_equal(m.labels, expected)
+    # replicates differ from each other in both designs
+    assert len({members[f"0-1/r{r:03d}"].init_seed for r in range(3)}) == 3
+    assert len({members[f"0-1/r{r:03d}"].order_seed for r in range(3)}) == 3
+    # and the init and order streams of a replicate are distinct
+    assert all(m.init_seed != m.order_seed for m in members.values())
+
+
+def test_paired_members_do_not_depend_on_their_pack(labels):
+    def members(pairs, replicates):
+        return mislabel_members(pairs, labels, num_classes=4, seed=0, replicates=replicates, design="paired")
+
+    whole = members(["none", "0-1", "2-3"], 3)
+    _same_members(whole, members(["none"], 3) + members(["0-1"], 3) + members(["2-3"], 3))
+    _same_members([m for m in whole if m.name.endswith("r002")], members(["none", "0-1", "2-3"], [2]))
+
+
+def test_an_unknown_design_is_refused(labels):
+    with pytest.raises(ValueError, match=r"mislabel\.design must be one of \['independent', 'paired'\], got 'crossed'"):
+        mislabel_members(["0-1"], labels, num_classes=4, seed=0, replicates=1, design="crossed")

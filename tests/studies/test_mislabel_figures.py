@@ -89,3 +89,39 @@ def test_class_dendrogram(tables, tmp_path):
     check_written(class_dendrogram(z, [f"class{i}" for i in range(4)], stem), stem)
     with pytest.raises(ValueError, match="4 leaves"):
         class_dendrogram(z, ["a", "b"], tmp_path / "bad")
+
+
+def figure_texts(monkeypatch) -> list[list[str]]:
+    """Every figure's title and colorbar label as it is saved (the figure module's save_figure, spied on)."""
+    from nnprobe.studies.mislabel import figures
+
+    seen: list[list[str]] = []
+    save = figures.save_figure
+
+    def spy(fig, stem):
+        seen.append([ax.get_title() for ax in fig.axes] + [ax.get_ylabel() for ax in fig.axes])
+        return save(fig, stem)
+
+    monkeypatch.setattr(figures, "save_figure", spy)
+    return seen
+
+
+def test_the_heatmaps_name_their_test(tables, tmp_path, monkeypatch):
+    """The Welch and the paired heatmaps draw the same cells; each names its test (the table's test
+    column), and the paired ones say over how many replicates."""
+    from nnprobe.studies.mislabel.paired import paired_information_table, paired_table
+
+    tab, w, _ = tables
+    seen = figure_texts(monkeypatch)
+    check_written(t_heatmap(w, tmp_path / "welch"), tmp_path / "welch")
+    paired = paired_table(tab)
+    check_written(t_heatmap(paired, tmp_path / "paired"), tmp_path / "paired")
+    info = paired_information_table(tab)
+    for value in ("delta_logloss_bits", "kl_bits"):
+        check_written(information_heatmap(info, tmp_path / value, value=value), tmp_path / value)
+    welch_text, paired_text, delta_text, kl_text = (" ".join(texts) for texts in seen)
+    assert "Welch t (T accuracy higher with C confused >0)" in welch_text and "paired" not in welch_text
+    assert "paired t (T accuracy higher with C confused >0)" in paired_text
+    assert "paired t over 3 replicates of the paired design" in paired_text and "Welch" not in paired_text
+    assert "paired t over 3 replicates" in delta_text and "★ = paired t: BH q < 0.05" in delta_text
+    assert "paired t over 3 replicates" in kl_text and "★" not in kl_text

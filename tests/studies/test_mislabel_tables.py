@@ -22,7 +22,7 @@ def test_per_model_class_table():
     }
     table = per_model_class_table(["none", "none", "0-2"], [0, 1, 0], [11, 12, 13], ["cat", "dog", "fox"], metrics)
     assert list(table.columns) == [
-        "pair", "pair_a", "pair_b", "replicate", "seed", "class", "class_name", "n_images", "accuracy",
+        "pair", "pair_a", "pair_b", "replicate", "seed", "design", "class", "class_name", "n_images", "accuracy",
         "logloss_bits", "pred_0", "pred_1", "pred_2", "prob_0", "prob_1", "prob_2",
     ]
     assert len(table) == k * c
@@ -30,6 +30,11 @@ def test_per_model_class_table():
     assert table["pair_a"].tolist() == [-1] * 6 + [0] * 3 and table["pair_b"].tolist() == [-1] * 6 + [2] * 3
     assert table["replicate"].tolist() == [0, 0, 0, 1, 1, 1, 0, 0, 0]
     assert table["seed"].tolist() == [11] * 3 + [12] * 3 + [13] * 3
+    assert set(table["design"]) == {"independent"}  # the default; the job passes the config's design
+    paired = per_model_class_table(["0-2"], [0], [13], ["cat", "dog", "fox"],
+                                   {key: value[2:] if key != "n_images" else value for key, value in metrics.items()},
+                                   design="paired")
+    assert set(paired["design"]) == {"paired"}
     assert table["class"].tolist() == [0, 1, 2] * 3
     assert table["class_name"].tolist() == ["cat", "dog", "fox"] * 3
     assert table["n_images"].tolist() == [4, 5, 6] * 3
@@ -102,3 +107,15 @@ def test_combine_tables_refuses_a_network_trained_twice():
     with pytest.raises(ValueError, match=r"2 network\(s\) appear in more than one table, "
                                          r"e\.g\. \['0-1/r0', 'none/r0'\]"):
         combine_tables([first, first])
+
+
+def test_combine_tables_refuses_two_designs_and_reads_old_tables_as_independent():
+    independent = two_class_table(["none"], [0], seed=0)
+    paired = two_class_table(["0-1"], [0], seed=1).assign(design="paired")
+    with pytest.raises(ValueError, match=r"designs \['independent', 'paired'\] \(.*\): the independent and paired "
+                                         r"designs \(config key mislabel\.design\) are two experiments"):
+        combine_tables([independent, paired])
+    old = two_class_table(["0-1"], [0], seed=1).drop(columns="design")  # written before the key existed
+    assert set(combine_tables([independent, old])["design"]) == {"independent"}
+    with pytest.raises(ValueError, match="two experiments"):
+        combine_tables([old, two_class_table(["none"], [0], seed=0).assign(design="paired")])

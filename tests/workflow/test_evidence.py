@@ -117,3 +117,49 @@ def test_write_says_how_to_make_a_missing_effective_config(tmp_path):
     with pytest.raises(FileNotFoundError, match=r"snakemake results/config.yaml"):
         write_evidence("adversarial", tmp_path / "run", tmp_path / "out", command="snakemake adversarial")
     assert not (tmp_path / "out").exists()  # nothing half-written
+
+
+def test_the_design_defines_the_networks():
+    """mislabel.design is a network key: folders of the two designs are not combined; a config
+    written before the key existed is of the independent design."""
+    from nnprobe.evidence import network_config
+
+    config = {"seed": 0, "dataset": {"source": "sklearn_digits"}, "model": {}, "train": {"epochs": 8},
+              "mislabel": {"fraction": 0.5}}
+    old = network_config(config, "mislabel")
+    assert old["mislabel.design"] == "independent"
+    assert network_config({**config, "mislabel": {"fraction": 0.5, "design": "independent"}}, "mislabel") == old
+    assert network_config({**config, "mislabel": {"fraction": 0.5, "design": "paired"}}, "mislabel") != old
+
+
+def test_rebuild_makes_the_paired_tables_of_paired_evidence(tmp_path):
+    """Evidence of the paired design rebuilds the paired tables and figures beside the Welch ones."""
+    import itertools
+
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    rows = []
+    for (a, b), r in itertools.product([(-1, -1), *itertools.combinations(range(4), 2)], range(3)):
+        for c in range(4):
+            acc = float(rng.uniform(0.6, 0.9))
+            prob = np.full(4, (1 - acc) / 3)
+            prob[c] = acc
+            rows.append({"pair": "none" if a < 0 else f"{a}-{b}", "pair_a": a, "pair_b": b, "replicate": r,
+                         "seed": r, "design": "paired", "class": c, "class_name": f"c{c}", "n_images": 100,
+                         "accuracy": acc, "logloss_bits": -np.log2(acc),
+                         **{f"pred_{j}": int(round(100 * prob[j])) for j in range(4)},
+                         **{f"prob_{j}": float(prob[j]) for j in range(4)}})
+    folder = tmp_path / "2026-12-07-mislabel-paired"
+    (folder / "per_model").mkdir(parents=True)
+    pd.DataFrame(rows).to_parquet(folder / "per_model" / "networks.parquet", index=False)
+    (folder / "config.yaml").write_text(yaml.safe_dump(
+        {"seed": 0, "dataset": {"source": "sklearn_digits"}, "model": {}, "train": {},
+         "mislabel": {"fraction": 0.5, "design": "paired", "fdr_alpha": 0.05, "class_groups": {}}}))
+    out = rebuild("mislabel", [folder], tmp_path / "rebuilt")
+    for name in ("welch", "information", "paired", "paired_information"):
+        assert (out / "tables" / f"{name}_confused_vs_clean.md").is_file(), name
+    assert pd.read_parquet(out / "tables" / "paired_confused_vs_baseline.parquet")["test"].eq("paired t").all()
+    for name in ("t_heatmap_clean_vs_baseline", "paired_t_heatmap_clean_vs_baseline",
+                 "paired_information_heatmap_kl_bits"):
+        assert (out / "figures" / f"{name}.png").is_file(), name

@@ -240,6 +240,33 @@ def test_dry_run_demo(demo_dry_run):
     assert len(networks) == 46 * 4 * 2 and "results/mislabel/networks/0-1/r003/weights.safetensors" in networks
 
 
+#: Jobs the paired design adds (mislabel.design: paired): per comparison a paired table, a paired
+#: information table and a paired t heatmap; a paired information heatmap per information value.
+PAIRED_JOBS = {"paired_table": 3, "paired_information_table": 3, "paired_t_heatmap": 3, "paired_information_heatmap": 2}
+
+
+def test_dry_run_demo_paired_design(run_snakemake, tmp_path):
+    """mislabel.design paired (on the command line, as the README's override): the same training jobs,
+    the Welch tables and figures, and the paired ones beside them."""
+    out = dry_run(run_snakemake, tmp_path, "--config", 'mislabel={"design": "paired"}', configfiles=(DEMO,))
+    counts = job_counts(out)
+    assert counts["train_population"] == 5
+    for rule, n in {**MISLABEL_JOBS, **PAIRED_JOBS}.items():
+        assert counts.get(rule) == n, (rule, counts)
+    targets = rule_all_inputs(out)
+    for comparison in ("confused_vs_clean", "confused_vs_baseline", "clean_vs_baseline"):
+        for ext in ("parquet", "csv", "md"):
+            assert f"results/mislabel/tables/paired_{comparison}.{ext}" in targets
+            assert f"results/mislabel/tables/paired_information_{comparison}.{ext}" in targets
+            assert f"results/mislabel/tables/welch_{comparison}.{ext}" in targets
+        assert f"results/mislabel/figures/paired_t_heatmap_{comparison}.png" in targets
+    for value in ("delta_logloss_bits", "kl_bits"):
+        assert f"results/mislabel/figures/paired_information_heatmap_{value}.pdf" in targets
+    # the independent design (the demo's default) plans none of them
+    independent = job_counts(dry_run(run_snakemake, tmp_path, configfiles=(DEMO,)))
+    assert not set(PAIRED_JOBS) & set(independent), independent
+
+
 def test_pairs_per_job_from_a_second_configfile(run_snakemake, tmp_path):
     # Later config files merge into earlier ones key by key.
     override = write_yaml(tmp_path / "override.yaml", "mislabel:\n  pairs_per_job: 23\n")
@@ -285,6 +312,7 @@ BAD_CONFIGS = {
     "unknown_nested_key": ("train:\n  epoch: 3\n", None, "epoch", "epoch", None),
     "precision": (None, 'train={"precision": "fp8"}', "precision", "fp8", "32-true"),
     "seed": (None, "seed=-1", "seed", "-1", r"minimum of 0|>= ?0"),
+    "design": (None, 'mislabel={"design": "crossed"}', "design", "crossed", "independent', 'paired"),
     "source": ("dataset:\n  source: kaggle\n", None, "source", "kaggle", "image_folder"),
     "pairs_per_job": ("mislabel:\n  pairs_per_job: 0\n", None, "pairs_per_job", "0", r"minimum of 1|>= ?1"),
 }

@@ -1,4 +1,5 @@
-"""Figures of the mislabel study: Welch t and information heatmaps, accuracy by pair, dendrogram."""
+"""Figures of the mislabel study: t heatmaps (Welch or paired) and information heatmaps, accuracy by pair,
+dendrogram."""
 
 from __future__ import annotations
 
@@ -59,6 +60,16 @@ def _other_label(gx: str, gy: str) -> str:
     return f"other class C ({gx}: {_GROUP_TEXT.get(gx, gx)}; {gy}: {_GROUP_TEXT.get(gy, gy)})"
 
 
+def _test(table: pd.DataFrame) -> tuple[str, str]:
+    """The test a table holds (its ``test`` column; Welch's t without one), and a line that says how
+    a paired table's values were made ("" for the others)."""
+    test = str(table["test"].iloc[0]) if "test" in table.columns and len(table) else "Welch t"
+    if "n_replicates" not in table.columns or not len(table):
+        return test, ""
+    return test, (f"{test} over {int(table['n_replicates'].max())} replicates of the paired design "
+                  "(within-replicate contrasts)")
+
+
 def t_heatmap(
     welch: pd.DataFrame,
     stem: Path,
@@ -67,14 +78,16 @@ def t_heatmap(
     title: str | None = None,
     fdr_alpha: float = 0.05,
 ) -> list[Path]:
-    """Heatmap of Welch t (rows target T, columns other C) from a ``welch_table``.
+    """Heatmap of t (rows target T, columns other C) from a ``welch_table`` or a ``paired_table``.
 
     Diverging colormap centred at 0 with symmetric limits (red: T more accurate with
     C confused, blue: less); a star marks cells with ``q_bh < fdr_alpha``; the diagonal is
     grey. ``order`` permutes rows and columns alike; ``spans`` ``(name, start, stop)``
     (positions after ordering) draw group separators and labels. Titles and the
     colorbar label follow the table's comparison: for the ``clean_vs_baseline``
-    control, >0 reads "higher in clean than baseline models".
+    control, >0 reads "higher in clean than baseline models". The colorbar names the table's
+    test (its ``test`` column: Welch t, paired t), and the title of a paired table says over
+    how many replicates.
     """
     m, names = _matrix(welch, "t")
     marks = None
@@ -82,12 +95,14 @@ def t_heatmap(
         q, _ = _matrix(welch, "q_bh")
         marks = np.nan_to_num(q, nan=1.0) < fdr_alpha
     gx, gy = _comparison(welch)
+    test, how = _test(welch)
     if gx == "confused":
-        cbar = "Welch t (T accuracy higher with C confused >0)"
+        cbar = f"{test} (T accuracy higher with C confused >0)"
         default_title = f"Effect of confusing C on T's accuracy ({gx} vs {gy} models)"
     else:  # clean_vs_baseline: a control, C is not confused in either group
-        cbar = f"Welch t (T accuracy higher in {gx} than {gy} models >0)"
+        cbar = f"{test} (T accuracy higher in {gx} than {gy} models >0)"
         default_title = f"T's accuracy, {gx} vs {gy} models (control)"
+    default_title += f"\n{how}" if how else ""
     title = _with_note(default_title if title is None else title, welch, m)
     fig = class_heatmap(
         m, names, order, spans, cmap="RdBu_r", norm=symmetric_norm(m), cbar_label=cbar,
@@ -103,12 +118,16 @@ def information_heatmap(
     order: list[int] | None = None,
     spans: Sequence[Span] | None = None,
     value: str = "delta_logloss_bits",
+    fdr_alpha: float = 0.05,
 ) -> list[Path]:
-    """Heatmap of an ``information_table`` column in bits (rows target T, columns other C).
+    """Heatmap of an ``information_table`` or ``paired_information_table`` column in bits (rows
+    target T, columns other C).
 
     ``delta_logloss_bits`` (signed) uses a diverging colormap centred at 0; the KL
     columns (non-negative) a sequential one from 0. Cell values are printed when
-    K <= 12.
+    K <= 12. A paired table's title says that each value is a mean over replicates of
+    within-replicate values, and its ``delta_logloss_bits`` cells with ``q_bh < fdr_alpha``
+    (the paired t) are starred.
     """
     m, names = _matrix(info, value)
     gx, gy = _comparison(info)
@@ -127,10 +146,17 @@ def information_heatmap(
         label = f"KL({gx} ‖ {gy}) (bits)"
         title = (f"KL divergence of the predicted distribution on T's images\n"
                  f"({what.get(value, value)}), {gx} ‖ {gy} models")
+    test, how = _test(info)
+    marks, mark_label = None, None
+    if how:
+        title += f"\n{how}"
+        if value == "delta_logloss_bits" and "q_bh" in info.columns:
+            q, _ = _matrix(info, "q_bh")
+            marks, mark_label = np.nan_to_num(q, nan=1.0) < fdr_alpha, f"{test}: BH q < {fdr_alpha:g}"
     amax = np.nanmax(np.abs(m)) if np.isfinite(m).any() else 1.0
     fmt = ".2f" if amax >= 0.1 else ".3f"
     fig = class_heatmap(m, names, order, spans, cmap=cmap, norm=norm, cbar_label=label,
-                         title=_with_note(title, info, m), annotate_fmt=fmt,
+                         title=_with_note(title, info, m), annotate_fmt=fmt, marks=marks, mark_label=mark_label,
                          ylabel="target class T (measured on T's test images)",
                          xlabel=_other_label(gx, gy))
     return save_figure(fig, stem)

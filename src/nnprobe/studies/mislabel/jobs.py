@@ -43,6 +43,7 @@ def train_population(
     seed: int,
     num_classes: int,
     fraction: float | None,
+    design: str = "independent",
     model: Mapping[str, Any],
     train: Mapping[str, Any],
     speed: Mapping[str, Any],
@@ -56,9 +57,12 @@ def train_population(
     ``networks`` maps every network's name (``"0-1/r003"``, :func:`~nnprobe.core.naming.network_name`)
     to its ``weights`` and ``metrics`` files; the job trains exactly those networks, each with
     the seeds, data order and labels of its (pair, replicate) alone, so its files are the same
-    whichever job makes them. ``model`` (architecture, padding) and ``train`` (epochs, batch
-    size, optimizer, learning rate, epsilon, precision) change results; ``speed`` (layout,
-    compile) and ``engine`` (progress, checkpoints, determinism, the code version) do not.
+    whichever job makes them. ``design`` (``independent`` or ``paired``: whether initialisation
+    and data order are shared by replicate r of every pair, :func:`~.design.member_seeds`),
+    ``model`` (architecture, padding) and ``train`` (epochs, batch size, optimizer, learning
+    rate, epsilon, precision) change results, and each network's weights metadata and metrics
+    rows record its design; ``speed`` (layout, compile) and ``engine`` (progress, checkpoints,
+    determinism, the code version) do not.
     ``history`` is the job's epoch log as CSV.
     """
     names = list(networks)
@@ -78,13 +82,13 @@ def train_population(
     if fraction is None and pairs != [BASELINE]:
         raise ValueError(f"the mislabel fraction is needed for the pairs {pairs}; only the baseline has none")
     members = mislabel_members(pairs, train_split.labels, num_classes, seed, replicates,
-                               0.5 if fraction is None else fraction)
+                               0.5 if fraction is None else fraction, design)
     architecture = population_architecture(model, train_split.images.shape[1:], num_classes)
     layout = resolve_layout(speed["layout"], device)
     population = init_population(lambda g: build_member(architecture, g), [m.init_seed for m in members],
                                  layout=layout)
-    log.info("%s: %d networks of %s in the %s layout, %d training images %s, mean %s std %s",
-             job_label(pairs, replicates), len(members), architecture["name"], layout, len(train_split.labels),
+    log.info("%s: %d networks of %s in the %s layout, %s design, %d training images %s, mean %s std %s",
+             job_label(pairs, replicates), len(members), architecture["name"], layout, design, len(train_split.labels),
              train_split.images.shape[1:], mean.round(4), std.round(4))
     task = PopulationTask(
         population, train_split.images, np.stack([m.labels for m in members]), [m.order_seed for m in members],
@@ -92,7 +96,8 @@ def train_population(
         OptimizerSpec(train["optimizer"], lr=train["lr"], eps=train["eps"]),
         compile_mode=None if speed["compile"] == "none" else speed["compile"],
     )
-    settings = {"train": {k: train[k] for k in RESULT_KEYS}, "fraction": fraction, "model": dict(model)}
+    settings = {"train": {k: train[k] for k in RESULT_KEYS}, "fraction": fraction, "model": dict(model),
+                "design": design}
     options = TrainOptions.from_config(
         engine, checkpoint_dir=checkpoints, epochs=train["epochs"], device=device, precision=train["precision"],
         history=Path(history), name=f"population {job_label(pairs, replicates)}",
@@ -115,7 +120,7 @@ def train_population(
         pair, replicate = parse_network_name(member.name)
         table = per_model_class_table([pair], [replicate], [member.init_seed], test_split.classes,
                                       {key: value[k : k + 1] if key != "n_images" else value
-                                       for key, value in metrics.items()})
+                                       for key, value in metrics.items()}, design=design)
         table["at_chance"] = chance[k]
         write_parquet(table, networks[member.name]["metrics"])
         save_weights(networks[member.name]["weights"], trained.member_state(k), architecture=architecture,

@@ -12,7 +12,7 @@ values are the two columns of the information tables (bits per image of T).
 
 from __future__ import annotations
 
-__all__ = ["COMPARISONS", "COMPARISON_GROUPS", "INFORMATION_VALUES", "RESULT_KEYS"]
+__all__ = ["COMPARISONS", "COMPARISON_GROUPS", "DESIGNS", "INFORMATION_VALUES", "RESULT_KEYS"]
 
 #: comparison -> (group X, group Y); statistics are always X minus Y.
 COMPARISON_GROUPS: dict[str, tuple[str, str]] = {
@@ -26,3 +26,7 @@ INFORMATION_VALUES = ("delta_logloss_bits", "kl_bits")
 #: The keys of the config's ``train`` section that change a network (the others change speed only:
 #: the training rules pass these alone as params, so changing another reruns nothing).
 RESULT_KEYS = ("epochs", "batch_size", "optimizer", "lr", "eps", "precision")
+#: The designs of the study (config key ``mislabel.design``): ``independent`` seeds every network's
+#: initialisation and data order from (seed, pair, replicate); ``paired`` from (seed, replicate),
+#: shared by replicate r of every pair, which adds the paired tables and heatmaps.
+DESIGNS = ("independent", "paired")

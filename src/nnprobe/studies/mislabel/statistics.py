@@ -32,6 +32,7 @@ from .plan import COMPARISON_GROUPS, COMPARISONS
 
 __all__ = [
     "COMPARISONS",
+    "WELCH_TEST",
     "group_masks",
     "welch_table",
     "undefined_note",
@@ -41,6 +42,10 @@ __all__ = [
     "effect_matrix",
     "class_linkage",
 ]
+
+#: The test of the Welch tables (their ``test`` column, the heatmaps' labels).
+WELCH_TEST = "Welch t"
+
 
 def _check_comparison(comparison: str) -> tuple[str, str]:
     if comparison not in COMPARISON_GROUPS:
@@ -123,7 +128,7 @@ def welch_table(
     baseline), ``clean_vs_baseline`` -> (clean, baseline); see :func:`group_masks`.
     The values are T's ``metric`` in each model of the group, so with the default
     metric t > 0 means T is classified better when C is confused (first two
-    comparisons). Each row holds :func:`welch_test` of X vs Y; ``q_bh``
+    comparisons). Each row holds :func:`welch_test` of X vs Y (``test`` = "Welch t"); ``q_bh``
     (Benjamini-Hochberg) and ``p_holm`` (Holm) adjust over the K(K-1) tests of this
     comparison; ``significant`` is ``q_bh < fdr_alpha`` (config key ``mislabel.fdr_alpha``:
     the false discovery rate the Benjamini-Hochberg procedure controls). Undefined tests (a group with < 2
@@ -144,9 +149,9 @@ def welch_table(
             res = welch_test(tvals[masks[gx]].to_numpy(float), tvals[masks[gy]].to_numpy(float))
             rows.append(
                 {"target": t, "other": c, "target_name": names[t], "other_name": names[c],
-                 "comparison": comparison, **res}
+                 "comparison": comparison, "test": WELCH_TEST, **res}
             )
-    cols = ["target", "other", "target_name", "other_name", "comparison", "n_x", "n_y",
+    cols = ["target", "other", "target_name", "other_name", "comparison", "test", "n_x", "n_y",
             "mean_x", "mean_y", "diff", "ci_low", "ci_high", "t", "df", "p", "hedges_g"]
     out = pd.DataFrame(rows, columns=cols)
     out["q_bh"] = benjamini_hochberg(out["p"].to_numpy(float))

@@ -18,14 +18,16 @@ def per_model_class_table(
     seeds: Sequence[int],
     classes: Sequence[str],
     metrics: Mapping[str, np.ndarray],
+    design: str = "independent",
 ) -> pd.DataFrame:
     """The tidy table of a population: one row per (model, true class).
 
     Member k was trained for pair ``pairs[k]`` as replicate ``replicates[k]`` from init seed
     ``seeds[k]``. ``metrics`` holds per-member arrays as returned by
     :func:`nnprobe.engines.population.class_metrics`: ``accuracy``/``logloss_bits`` ``(K, C)``,
-    ``confusion``/``mean_probs`` ``(K, C, C)`` and ``n_images`` ``(C,)``. Columns: pair,
-    pair_a, pair_b (-1 for the baseline), replicate, seed, class, class_name, n_images,
+    ``confusion``/``mean_probs`` ``(K, C, C)`` and ``n_images`` ``(C,)``; ``design`` is the
+    study's design that seeded them (config key ``mislabel.design``). Columns: pair,
+    pair_a, pair_b (-1 for the baseline), replicate, seed, design, class, class_name, n_images,
     accuracy, logloss_bits, pred_0..pred_{C-1} (prediction counts: the confusion row),
     prob_0..prob_{C-1} (mean softmax over the class's test images).
     """
@@ -41,6 +43,7 @@ def per_model_class_table(
                 "pair_b": b,
                 "replicate": int(replicate),
                 "seed": int(seed),
+                "design": str(design),
                 "class": c,
                 "class_name": str(classes[c]),
                 "n_images": int(metrics["n_images"][c]),
@@ -60,9 +63,18 @@ def combine_tables(tables: Sequence[pd.DataFrame]) -> pd.DataFrame:
     or evidence from two runs) would weigh it twice in every test. Rows come in one canonical
     order (baseline first, then pairs as class numbers, replicate, class) whatever the order of
     the tables, so that packing, blocking or the order of evidence folders cannot change a bit
-    of the statistics (sums of floats depend on their order).
+    of the statistics (sums of floats depend on their order). Networks of both designs
+    (``design``: independent, paired) are not combined: they are two experiments. A table
+    without a ``design`` column was written before the paired design existed: independent.
     """
-    frame = pd.concat(list(tables), ignore_index=True)
+    frame = pd.concat([t if "design" in t.columns else t.assign(design="independent") for t in tables],
+                      ignore_index=True)
+    designs = sorted(frame["design"].astype(str).unique())
+    if len(designs) > 1:
+        counts = frame.drop_duplicates(["pair", "replicate"])["design"].value_counts()
+        raise ValueError(f"the tables hold networks of the designs {designs} ({counts.to_dict()} networks): the "
+                         "independent and paired designs (config key mislabel.design) are two experiments; "
+                         "combine the networks of one")
     rows_per_model = frame.groupby(["pair", "replicate"]).size()
     twice = rows_per_model[rows_per_model > frame["class"].nunique()]
     if len(twice):
