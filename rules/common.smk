@@ -148,7 +148,13 @@ def dataset_params(dataset):
     split uses it). Not num_classes (the data's own count, checked by check_dataset) nor
     download (the download rules fetch the files): neither changes the prepared data."""
     return {
-        **{k: v for k, v in dataset.items() if k not in ("num_classes", "download")},
+        **{
+            k: v
+            for k, v in dataset.items()
+            if k not in ("num_classes", "download")
+            # unset, it is no param: runs made before the key existed stay done
+            and not (k == "train_per_class" and v is None)
+        },
         "seed": config["seed"],
     }
 

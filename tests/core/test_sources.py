@@ -154,3 +154,20 @@ def test_prepare_dataset_writes_splits_and_manifest(tmp_path, caplog):
     )
     assert m["inputs"][0]["path"].endswith("digits.csv.gz")
     assert "train: 1437 images" in caplog.text and "test: 360 images" in caplog.text
+
+
+def test_stratified_subset_keeps_per_class_images_in_order_and_is_seeded():
+    from nnprobe.core.sources import stratified_subset
+    from nnprobe.core.splits import DatasetError, Split
+
+    labels = np.repeat(np.arange(3), [5, 7, 9])
+    images = np.arange(len(labels), dtype=np.uint8)[:, None, None, None].repeat(2, axis=2)
+    split = Split(images, labels, ("a", "b", "c"))
+    sub = stratified_subset(split, 4, seed=0)
+    assert np.bincount(sub.labels).tolist() == [4, 4, 4] and sub.classes == split.classes
+    kept = sub.images[:, 0, 0, 0].astype(int)
+    assert (np.diff(kept) > 0).all() and (labels[kept] == sub.labels).all()  # original order, true labels
+    assert np.array_equal(stratified_subset(split, 4, seed=0).images, sub.images)
+    assert not np.array_equal(stratified_subset(split, 4, seed=1).images, sub.images)
+    with pytest.raises(DatasetError, match=r"dataset.train_per_class is 6.*\{'a': 5\}.*at most 5"):
+        stratified_subset(split, 6, seed=0)

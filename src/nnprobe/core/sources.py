@@ -31,9 +31,11 @@ import numpy as np
 
 from .folders import load_idx, load_image_folder
 from .io import md5_file, sha256_file, write_json
+from .seeds import derive_seed
 from .splits import DatasetError, Split, manifest, save_split
 
 __all__ = [
+    "stratified_subset",
     "SOURCES",
     "TORCHVISION_DATASETS",
     "MNIST_RAW_MD5",
@@ -382,12 +384,30 @@ def _check_consistent(splits: Mapping[str, Split], source: str) -> None:
             raise DatasetError(f"{source} dataset: the {split_name} split is empty.")
 
 
+def stratified_subset(split: Split, per_class: int, seed: int) -> Split:
+    """``per_class`` images of every class of ``split``, drawn without replacement by a generator
+    seeded from ``(seed, "train_per_class")``, in their original order (a smaller training set
+    with the class balance of a balanced dataset, the same on every machine)."""
+    counts = np.bincount(split.labels, minlength=len(split.classes))
+    short = {split.classes[c]: int(n) for c, n in enumerate(counts) if n < per_class}
+    if short:
+        raise DatasetError(
+            f"config key dataset.train_per_class is {per_class}, but these classes of the training split have "
+            f"fewer images: {short}; set it to at most {int(counts.min())} or to null (all images)"
+        )
+    rng = np.random.default_rng(derive_seed(seed, "train_per_class"))
+    keep = np.sort(np.concatenate([rng.choice(np.flatnonzero(split.labels == c), per_class, replace=False)
+                                   for c in range(len(split.classes))]))
+    return Split(split.images[keep], split.labels[keep], split.classes)
+
+
 def prepare_dataset(dataset: Mapping[str, Any], train: str | Path, test: str | Path, manifest_path: str | Path) -> None:
     """Load the dataset the config's ``dataset`` keys describe and write the prepared splits and manifest.
 
     ``dataset`` has source, root, name, download, test_fraction, seed and checksums (as the
     schema defines them). The manifest records classes, counts, shapes, channel statistics and
-    the sha256 of every input file.
+    the sha256 of every input file. With ``train_per_class`` the training split is a
+    :func:`stratified_subset` of that many images per class (the test split stays whole).
     """
     root = dataset.get("root") or None
     source = dataset.get("source")
@@ -400,6 +420,11 @@ def prepare_dataset(dataset: Mapping[str, Any], train: str | Path, test: str | P
         seed=dataset.get("seed", 0),
         checksums=dataset.get("checksums") or None,
     )
+    if dataset.get("train_per_class"):
+        full = len(splits["train"])
+        splits["train"] = stratified_subset(splits["train"], int(dataset["train_per_class"]), dataset.get("seed", 0))
+        log.info("training split: %d of %d images, %d per class (dataset.train_per_class)", len(splits["train"]),
+                 full, dataset["train_per_class"])
     info = {**manifest(splits, inputs, source), "dataset": dict(dataset)}
     for split_name, desc in info["splits"].items():
         log.info("%s: %d images of shape %s (C, H, W), counts per class %s, mean %s, std %s", split_name, desc["n"],
