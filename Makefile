@@ -1,5 +1,10 @@
 # nnprobe: `make demo` runs the whole workflow on the bundled digits and builds the report;
-# `make test` runs the test suite. Both set up the virtual environment first.
+# `make test-fast` runs the package's unit tests (about 5 minutes on a busy 2-core machine,
+# about 2 on an idle one, estimated: README, "Tests"); `make test` the whole suite (about 30
+# minutes on an idle 2-core machine, docs/performance.md). All set up the virtual environment
+# first. No test installs system packages or starts daemons unless asked:
+# NNPROBE_SLURM_TEST=1 runs the SLURM test (apt-get, munge and slurm daemons, as root) and
+# NNPROBE_INSTALL_CHROMIUM=1 lets the report test install chromium; .ci/run sets both.
 PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
@@ -9,12 +14,14 @@ PROFILE := profiles/local
 DEMO_CONFIG := --configfile config/demo.yaml --replace-workflow-config
 REPORT := results/report.html
 
-.PHONY: help install demo test lint clean unit restore units rulegraph
+.PHONY: help install demo test test-fast lint clean unit restore units rulegraph
 
 help:
 	@echo "make install  create $(VENV) and install nnprobe with the workflow and test extras"
 	@echo "make demo     run the demo config (config/demo.yaml) and build $(REPORT)"
-	@echo "make test     run the whole test suite (set NNPROBE_DATA for the real-data tests)"
+	@echo "make test-fast  the unit tier: the package's tests, no Snakemake run (~5 min on a busy 2-core machine)"
+	@echo "make test     the whole suite, about 30 min on an idle 2-core machine (NNPROBE_DATA: real-data"
+	@echo "              tests; NNPROBE_SLURM_TEST=1: the SLURM test, which installs and starts SLURM as root)"
 	@echo "make lint     snakemake --lint and snakefmt --check"
 	@echo "make unit RUN=R UNIT=U   run one unit of a long run (config/units/R.yaml), land its evidence in docs/runs/"
 	@echo "make restore RUN=R       put the landed units of run R back into results/ (Snakemake counts them done)"
@@ -37,6 +44,10 @@ demo: install
 
 test: install
 	$(BIN)/python -m pytest -ra --durations=25
+
+# The unit tier (pyproject.toml's markers): every test outside tests/workflow that is not slow.
+test-fast: install
+	$(BIN)/python -m pytest -ra --durations=10 -m "not workflow and not slow"
 
 lint: install
 	$(SNAKEMAKE) --lint

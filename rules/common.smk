@@ -6,8 +6,19 @@ import sys
 import yaml
 from snakemake.utils import validate
 
+# The workflow's own folder (the parent of rules/), from this file's place: workflow.basedir is
+# the folder of the main Snakefile, which is the host's when this workflow runs as a module
+# (`module nnprobe: snakefile: ...`, config/README.md).
+WORKFLOW_DIR = os.path.dirname(str(workflow.current_basedir))
+if not os.path.isfile(os.path.join(WORKFLOW_DIR, "config", "schema.yaml")):
+    raise ValueError(
+        f"nnprobe runs from a local copy of its repository, not from {WORKFLOW_DIR}: every rule's "
+        "code inputs are files of its package on disk. Clone it and name its Snakefile "
+        '(module nnprobe: snakefile: "path/to/nnprobe/Snakefile"; config/README.md)'
+    )
+
 # The package's config checks and names (torch-free), importable wherever Snakemake runs.
-sys.path.insert(0, os.path.join(workflow.basedir, "src"))
+sys.path.insert(0, os.path.join(WORKFLOW_DIR, "src"))
 from nnprobe.core.checks import check_prepared_data, resolve_num_classes
 from nnprobe.core.config import check_config
 from nnprobe.core.provenance import imported_package_files
@@ -23,12 +34,12 @@ from nnprobe.core.naming import (
     zoo_slug,
 )
 
-with open(os.path.join(workflow.basedir, "config", "schema.yaml")) as schema_file:
+with open(os.path.join(WORKFLOW_DIR, "config", "schema.yaml")) as schema_file:
     check_config(config, yaml.safe_load(schema_file))
 validate(config, schema="../config/schema.yaml")  # fills the schema's defaults
 
 # envs/*.post-deploy.sh install this checkout into each conda env (also with --directory).
-os.environ.setdefault("NNPROBE_ROOT", workflow.basedir)
+os.environ.setdefault("NNPROBE_ROOT", WORKFLOW_DIR)
 
 # dataset.num_classes, or the data's own count (auto); the prepared data must agree (check_dataset).
 NUM_CLASSES = resolve_num_classes(config["dataset"])
@@ -62,10 +73,8 @@ def code(script):
     checksum Snakemake recorded with them is unchanged (profiles/default leaves out Snakemake's
     "code" trigger, which would rerun a script's rule when the script is merely newer).
     """
-    path = os.path.join(workflow.basedir, "scripts", script)
-    modules = imported_package_files(
-        path, os.path.join(workflow.basedir, "src", "nnprobe")
-    )
+    path = os.path.join(WORKFLOW_DIR, "scripts", script)
+    modules = imported_package_files(path, os.path.join(WORKFLOW_DIR, "src", "nnprobe"))
     return [os.path.relpath(p) for p in [path, *modules]]
 
 

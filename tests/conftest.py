@@ -25,6 +25,16 @@ REPO = Path(__file__).resolve().parents[1]
 
 #: Seconds the demo DAG may take (it takes about 3 minutes on 2 cores).
 DEMO_TIMEOUT = 30 * 60
+#: The workflow tier: tests that run Snakemake on the workflow (lint, dry runs, the demo, SLURM).
+WORKFLOW_TESTS = REPO / "tests" / "workflow"
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test of tests/workflow is marked ``workflow`` (pyproject.toml): ``make test-fast``
+    runs the rest, the package's unit tier (``-m "not workflow and not slow"``)."""
+    for item in items:
+        if Path(item.path).is_relative_to(WORKFLOW_TESTS):
+            item.add_marker(pytest.mark.workflow)
 
 
 @pytest.fixture(scope="session")

@@ -15,6 +15,9 @@ from pathlib import Path
 import pytest
 import torch
 
+#: Minutes in all (a real process per job, killed and run again): ``make test`` runs them, not ``make test-fast``.
+pytestmark = pytest.mark.slow
+
 JOB = Path(__file__).with_name("resume_job.py")
 ENV = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "OMP_NUM_THREADS": "1"}
 

@@ -91,6 +91,7 @@ def member_accuracy(networks: dict[str, dict[str, str]]) -> pd.Series:
     return correct / table.groupby(["pair", "replicate"])["n_images"].sum()
 
 
+@pytest.mark.slow  # torch.compile / bf16 training: a minute or two each (not in make test-fast)
 def test_compiled_gemm_population_job_equals_the_eager_job(digits, tmp_path, monkeypatch, caplog):
     """train: {layout: gemm, compile: default} against {layout: vmap, compile: none}, float32, same
     seeds: 20 Adam steps of 4 networks (2 pairs x 2 replicates). Tolerance: weights within 1e-4
@@ -136,6 +137,7 @@ def test_fused_adam_of_cuda_jobs_is_the_same_optimizer(digits, tmp_path, monkeyp
             torch.testing.assert_close(trained[net][key], value, rtol=1e-5, atol=1e-6, msg=f"{net} {key}")
 
 
+@pytest.mark.slow  # torch.compile / bf16 training: a minute or two each (not in make test-fast)
 def test_bf16_population_job_reaches_the_fp32_accuracy_distribution(digits, tmp_path):
     """train: {layout: gemm, precision: bf16-mixed} (bf16 autocast on the CPU) against the eager
     float32 job, same seeds, 16 baseline networks, 3 epochs. Tolerance: every network within 4
@@ -167,6 +169,7 @@ def resnet_job(digits: Path, folder: Path, seed: int, split: str = "train", **tr
     return json.loads(Path(files["metrics"]).read_text()), dict(read_weights(files["weights"]).tensors)
 
 
+@pytest.mark.slow  # torch.compile / bf16 training: a minute or two each (not in make test-fast)
 def test_compiled_channels_last_resnet_job_equals_the_eager_job(digits, tmp_path):
     """noise.train: {compile: true, channels_last: true} against the eager contiguous job, same
     seed, in float64 (precision 64-true): 4 SGD steps of the recipe (one-cycle, Nesterov, weight
@@ -194,6 +197,7 @@ def _resnet_initial_weights(run_seed: int) -> dict[str, torch.Tensor]:
     return {name: p.detach().double() for name, p in model.named_parameters()}
 
 
+@pytest.mark.slow  # torch.compile / bf16 training: a minute or two each (not in make test-fast)
 def test_bf16_resnet_job_reaches_the_fp32_accuracy(digits, tmp_path):
     """noise.train: {precision: bf16-mixed, channels_last: true} (bf16 autocast on the CPU, in
     training and in the test accuracy) against the eager float32 job, 4 seeds, 8 epochs (the
