@@ -42,8 +42,12 @@ demo: install
 	$(SNAKEMAKE) --profile $(PROFILE) $(DEMO_CONFIG)
 	$(SNAKEMAKE) --profile $(PROFILE) $(DEMO_CONFIG) --report $(REPORT)
 
+# Two pytest-xdist workers (one per core of the 2-core CI machine); a test file stays on one
+# worker (its module fixtures are made once) and the demo run is shared by both (tests/conftest.py).
+TEST_WORKERS ?= 2
+
 test: install
-	$(BIN)/python -m pytest -ra --durations=25
+	$(BIN)/python -m pytest -ra --durations=25 -n $(TEST_WORKERS) --dist loadfile
 
 # The unit tier (pyproject.toml's markers): every test outside tests/workflow that is not slow.
 test-fast: install
