@@ -113,6 +113,11 @@ rule information_table:
 rule t_heatmap:
     input:
         welch="results/mislabel/tables/welch_{comparison}.parquet",
+        # the run's other comparisons: one colour scale for all its t heatmaps
+        scale=expand(
+            "results/mislabel/tables/welch_{comparison}.parquet",
+            comparison=COMPARISONS,
+        ),
         table="results/mislabel/tables/per_model_class.parquet",
         code=code("mislabel/t_heatmap.py"),
     output:
@@ -278,6 +283,10 @@ rule paired_information_table:
 rule paired_t_heatmap:
     input:
         paired="results/mislabel/tables/paired_{comparison}.parquet",
+        scale=expand(
+            "results/mislabel/tables/paired_{comparison}.parquet",
+            comparison=COMPARISONS,
+        ),
         table="results/mislabel/tables/per_model_class.parquet",
         code=code("mislabel/paired_t_heatmap.py"),
     output:

@@ -8,4 +8,4 @@ from nnprobe.studies.mislabel.reports import t_heatmap_figure
 smk = snakemake  # noqa: F821  (the object Snakemake hands every script)
 with report_job(smk):
     t_heatmap_figure(smk.input.welch, smk.input.table, Path(smk.output.pdf).with_suffix(""), smk.params.class_groups,
-                     smk.params.fdr_alpha)
+                     smk.params.fdr_alpha, shared=list(smk.input.scale))

@@ -17,6 +17,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib import colors as mcolors  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
 
 from .core.io import atomic_write  # noqa: E402
 
@@ -129,14 +130,21 @@ def class_heatmap(
         right.tick_params(length=0, labelsize=9)
     cb = fig.colorbar(im, ax=ax, shrink=0.8, pad=0.08 if spans else 0.04)
     cb.set_label(cbar_label)
+    undefined = ~np.isfinite(m) & ~np.eye(k, dtype=bool)
+    notes = [Patch(facecolor=GREY, edgecolor="0.5",
+                   label="grey: T = C" + (", or not defined (a group without networks)" if undefined.any() else ""))]
+    # below the axes, where it covers no cell
+    ax.legend(handles=notes, loc="upper center", bbox_to_anchor=(0.5, -0.24), frameon=False, fontsize=8)
     ax.set_title(title, pad=22 if spans else 8)
     fig.tight_layout()
     return fig
 
 
-def symmetric_norm(m: np.ndarray) -> mcolors.Normalize:
-    """A colour scale centred on 0 and symmetric about it, to the largest finite |value| of ``m``."""
-    finite = np.abs(m[np.isfinite(m)])
+def symmetric_norm(m: np.ndarray | Sequence[np.ndarray]) -> mcolors.Normalize:
+    """A colour scale centred on 0 and symmetric about it, to the largest finite |value| of ``m``
+    (of all the arrays of a sequence: one scale for several figures that a reader compares)."""
+    values = np.concatenate([np.ravel(a) for a in m]) if isinstance(m, (list, tuple)) else np.ravel(m)
+    finite = np.abs(values[np.isfinite(values)])
     vmax = float(finite.max()) if finite.size and finite.max() > 0 else 1.0
     return mcolors.TwoSlopeNorm(vcenter=0.0, vmin=-vmax, vmax=vmax)
 

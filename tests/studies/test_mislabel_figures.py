@@ -125,3 +125,55 @@ def test_the_heatmaps_name_their_test(tables, tmp_path, monkeypatch):
     assert "paired t over 3 replicates of the paired design" in paired_text and "Welch" not in paired_text
     assert "paired t over 3 replicates" in delta_text and "★ = paired t: BH q < 0.05" in delta_text
     assert "paired t over 3 replicates" in kl_text and "★" not in kl_text
+
+
+def test_t_heatmaps_of_a_run_share_one_colour_scale_and_name_grey_cells(tables, tmp_path, monkeypatch):
+    from nnprobe.studies.mislabel import figures
+
+    drawn = []
+
+    def keep(fig, stem):
+        fig.canvas.draw()
+        ax = fig.axes[0]
+        drawn.append({"norm": ax.images[0].norm, "legend": ax.get_legend(), "axes": ax.get_window_extent(),
+                      "colorbar": fig.axes[-1].get_ylabel()})
+        return []
+
+    monkeypatch.setattr(figures, "save_figure", keep)
+    _, w, _ = tables
+    strong = w.assign(t=w["t"] * 3)  # another comparison with larger t
+    t_heatmap(w, tmp_path / "alone")
+    t_heatmap(w, tmp_path / "shared", shared=[strong])
+    t_heatmap(strong, tmp_path / "strong", shared=[w])
+    alone, shared, other = drawn
+    limit = float(np.nanmax(np.abs(strong["t"])))
+    assert alone["norm"].vmax == pytest.approx(limit / 3)  # its own scale
+    assert shared["norm"].vmax == pytest.approx(limit) == other["norm"].vmax  # one scale for both
+    assert "one scale for the run's 2 Welch t heatmaps" in shared["colorbar"]
+    # the grey cells are named, below the heatmap, not over it
+    assert shared["legend"].get_texts()[0].get_text().startswith("grey: T = C")
+    assert not shared["legend"].get_window_extent().overlaps(shared["axes"])
+
+
+@pytest.mark.parametrize("replicates, boxes", [(3, False), (10, True)])
+def test_accuracy_by_pair_draws_boxes_only_over_enough_networks(tmp_path, monkeypatch, replicates, boxes):
+    from matplotlib.patches import PathPatch
+
+    from nnprobe.studies.mislabel import figures
+
+    drawn = {}
+
+    def keep(fig, stem):
+        fig.canvas.draw()
+        ax = fig.axes[0]
+        drawn.update(boxes=sum(isinstance(p, PathPatch) for p in ax.patches), legend=ax.get_legend(),
+                     axes=ax.get_window_extent(), title=ax.get_title())
+        return []
+
+    monkeypatch.setattr(figures, "save_figure", keep)
+    accuracy_by_pair(make_table(k=4, r=replicates), tmp_path / "acc")
+    assert (drawn["boxes"] == 7) is boxes  # 6 pairs + the baseline
+    assert ("sorted by median" in drawn["title"]) is boxes
+    labels = [t.get_text() for t in drawn["legend"].get_texts()]
+    assert ("mean, 95% t interval" in labels) is (not boxes)
+    assert not drawn["legend"].get_window_extent().overlaps(drawn["axes"])

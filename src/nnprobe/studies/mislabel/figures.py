@@ -21,6 +21,11 @@ from ...plotting import (
     symmetric_norm,
 )
 from ...core.chance import chance_threshold
+from ...stats import mean_interval
+
+#: Below this many networks a pair is drawn as its points with the mean and its 95% t interval:
+#: a box's quartiles over a handful of points say less than the points themselves.
+BOX_MIN_NETWORKS = 10
 
 __all__ = ["t_heatmap", "information_heatmap", "accuracy_by_pair", "class_dendrogram"]
 
@@ -77,8 +82,13 @@ def t_heatmap(
     spans: Sequence[Span] | None = None,
     title: str | None = None,
     fdr_alpha: float = 0.05,
+    shared: Sequence[pd.DataFrame] = (),
 ) -> list[Path]:
     """Heatmap of t (rows target T, columns other C) from a ``welch_table`` or a ``paired_table``.
+
+    ``shared``: the tables of the run's other heatmaps of the same test; the colour scale is then
+    symmetric to the largest |t| of all of them (one colour is one t in every heatmap; the colour
+    bar says so), else to this table's own.
 
     Diverging colormap centred at 0 with symmetric limits (red: T more accurate with
     C confused, blue: less); a star marks cells with ``q_bh < fdr_alpha``; the diagonal is
@@ -104,8 +114,12 @@ def t_heatmap(
         default_title = f"T's accuracy, {gx} vs {gy} models (control)"
     default_title += f"\n{how}" if how else ""
     title = _with_note(default_title if title is None else title, welch, m)
+    others = [_matrix(t, "t")[0] for t in shared]
+    norm = symmetric_norm([m, *others])
+    if others:
+        cbar += f"\none scale for the run's {len(others) + 1} {test} heatmaps (±{norm.vmax:.2f})"
     fig = class_heatmap(
-        m, names, order, spans, cmap="RdBu_r", norm=symmetric_norm(m), cbar_label=cbar,
+        m, names, order, spans, cmap="RdBu_r", norm=norm, cbar_label=cbar,
         title=title, marks=marks, mark_label=f"BH q < {fdr_alpha:g}",
         ylabel="target class T (accuracy on T's test images)", xlabel=_other_label(gx, gy),
     )
@@ -197,28 +211,40 @@ def _pair_label(pair: str, names: dict[int, str]) -> str:
 def accuracy_by_pair(per_model_class: pd.DataFrame, stem: Path) -> list[Path]:
     """Overall test accuracy of each model, grouped by mislabelled pair.
 
-    One box (quartiles, whiskers 1.5 IQR) plus one point per replicate for each pair,
-    pairs sorted by median accuracy; the baseline ("none") is drawn in orange with a
-    dashed line at its median. Networks at chance (:func:`nnprobe.core.chance.chance_threshold`) are
-    marked with red crosses. Overall accuracy weights classes by ``n_images``.
+    One point per replicate for each pair, with a box (quartiles, whiskers 1.5 IQR) when every
+    pair has at least :data:`BOX_MIN_NETWORKS` networks, else the mean and its 95% Student-t
+    interval (:func:`nnprobe.stats.mean_interval`); pairs sorted by median (boxes) or mean; the
+    baseline ("none") is drawn in orange with a dashed line at its median or mean. Networks at
+    chance (:func:`nnprobe.core.chance.chance_threshold`) are marked with red crosses. Overall
+    accuracy weights classes by ``n_images``. Legends sit below the axes, over no point.
     """
     acc = _model_accuracy(per_model_class)
     names: dict[int, str] = {}
     if "class_name" in per_model_class.columns:
         for c, n in per_model_class[["class", "class_name"]].drop_duplicates("class").itertuples(index=False):
             names[int(c)] = str(n)
-    med = acc.groupby("pair")["model_accuracy"].median().sort_values(kind="stable")
-    pairs = list(med.index)
+    boxes = acc.groupby("pair").size().min() >= BOX_MIN_NETWORKS
+    centre = acc.groupby("pair")["model_accuracy"].agg("median" if boxes else "mean").sort_values(kind="stable")
+    pairs = list(centre.index)
     data = [acc.loc[acc["pair"] == p, "model_accuracy"].to_numpy() for p in pairs]
     labels = [_pair_label(p, names) for p in pairs]
     n = len(pairs)
-    fig, ax = plt.subplots(figsize=(7.0, max(3.0, 0.24 * n + 1.4)))
-    bp = ax.boxplot(data, orientation="horizontal", tick_labels=labels, widths=0.6,
-                    showfliers=False, patch_artist=True, medianprops={"color": "black"})
+    fig, ax = plt.subplots(figsize=(7.0, max(3.0, 0.24 * n + 1.9)))
+    if boxes:
+        bp = ax.boxplot(data, orientation="horizontal", tick_labels=labels, widths=0.6,
+                        showfliers=False, patch_artist=True, medianprops={"color": "black"})
+    else:
+        ax.set_yticks(range(1, n + 1), labels)
     rng = np.random.default_rng(0)  # jitter only
     for i, (p, vals) in enumerate(zip(pairs, data)):
         color = BASELINE_COLOR if p == "none" else PAIR_COLOR
-        bp["boxes"][i].set(facecolor=mcolors.to_rgba(color, 0.25), edgecolor=color)
+        if boxes:
+            bp["boxes"][i].set(facecolor=mcolors.to_rgba(color, 0.25), edgecolor=color)
+        else:
+            mean, low, high = mean_interval(vals)
+            err = [[mean - low], [high - mean]] if np.isfinite(low) else None
+            ax.errorbar([mean], [i + 1], xerr=err, fmt="D", ms=4, color="black", capsize=3, zorder=4,
+                        label="mean, 95% t interval" if i == 0 else None)
         ax.scatter(vals, i + 1 + rng.uniform(-0.15, 0.15, len(vals)), s=10, color=color,
                    alpha=0.8, zorder=3, linewidths=0)
     k = per_model_class["class"].nunique()
@@ -232,16 +258,18 @@ def accuracy_by_pair(per_model_class: pd.DataFrame, stem: Path) -> list[Path]:
     if "none" in pairs:
         i = pairs.index("none")
         ax.get_yticklabels()[i].set(color=BASELINE_COLOR, fontweight="bold")
-        ax.axvline(med["none"], color=BASELINE_COLOR, linestyle="--", linewidth=1,
-                   label="baseline median", zorder=1)
-    if failed.any() or "none" in pairs:
-        ax.legend(loc="lower right", fontsize=8)
+        ax.axvline(centre["none"], color=BASELINE_COLOR, linestyle="--", linewidth=1,
+                   label=f"baseline {'median' if boxes else 'mean'}", zorder=1)
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.5 / max(3.0, 0.24 * n + 1.9) - 0.1), ncol=2,
+                  fontsize=8, frameon=False)
     ax.tick_params(axis="y", labelsize=8 if n > 20 else 9)
     ax.set_xlabel("overall test accuracy of a model (classes weighted by test images)")
     ax.set_ylabel("mislabelled pair (half of each class labelled as the other)")
     reps = acc.groupby("pair").size()
     rep_txt = f"{reps.min()}" if reps.min() == reps.max() else f"{reps.min()}–{reps.max()}"
-    ax.set_title(f"Model accuracy by mislabelled pair\n({rep_txt} replicates each, sorted by median)")
+    ax.set_title(f"Model accuracy by mislabelled pair\n({rep_txt} replicates each, sorted by "
+                 f"{'median' if boxes else 'mean'})")
     ax.grid(axis="x", alpha=0.3)
     ax.set_ylim(0.4, n + 0.6)
     fig.tight_layout()

@@ -98,11 +98,14 @@ def _order(table: str, class_groups: Mapping[str, Sequence[str]] | None):
 
 
 def t_heatmap_figure(welch_path: str, table: str, stem: str, class_groups: Mapping[str, Sequence[str]] | None,
-                     fdr_alpha: float = 0.05) -> None:
+                     fdr_alpha: float = 0.05, shared: Sequence[str] = ()) -> None:
     """The t of every (target, other) pair as a heatmap, classes in the config's groups: Welch's, or
-    the paired t when ``welch_path`` is a paired table (the figure names the table's test)."""
+    the paired t when ``welch_path`` is a paired table (the figure names the table's test). Its
+    colour scale is shared with the tables ``shared`` names (the run's other comparisons)."""
     order, spans = _order(table, class_groups)
-    written = t_heatmap(pd.read_parquet(welch_path), Path(stem), order=order, spans=spans, fdr_alpha=fdr_alpha)
+    others = [pd.read_parquet(p) for p in shared if Path(p) != Path(welch_path)]
+    written = t_heatmap(pd.read_parquet(welch_path), Path(stem), order=order, spans=spans, fdr_alpha=fdr_alpha,
+                        shared=others)
     log.info("wrote %s", [str(p) for p in written])
 
 
