@@ -24,6 +24,8 @@ from nnprobe.core.config import check_config
 from nnprobe.core.provenance import imported_package_files
 from nnprobe.studies.mislabel.plan import COMPARISONS, INFORMATION_VALUES, RESULT_KEYS
 from nnprobe.studies.adversarial.plan import regime_settings
+from nnprobe.studies.noise import plan as noise_plan
+from nnprobe.studies.visualize import plan as visualize_plan
 from nnprobe.core.naming import (
     BASELINE,
     TORCHVISION_RAW_FILES,
@@ -279,85 +281,31 @@ def adversarial_targets():
 
 
 # --------------------------------------------------------------------------- noise study
-NOISE_TASKS = ["multiclass", "binary"]
-# Keys of noise.train that change speed only (read by the script from the config, never params).
-NOISE_SPEED_KEYS = ["channels_last", "compile"]
-NOISE_SEEDS = list(range(config["noise"]["seeds"]))
-NOISE_TABLES = [
-    "groups",
-    "agreement",
-    "distances",
-    "mst",
-    "binary",
-    "clutter",
-    "clutter_correlations",
-    "training",
-]
-NOISE_PROBES = expand(
-    "results/noise/probes/{task}/seed{seed}",
-    task=NOISE_TASKS,
-    seed=NOISE_SEEDS,
-) + (["results/noise/probes/population"] if config["noise"]["population"] else [])
-NOISE_SOURCES = ["resnet18"] + (
-    [config["model"]["architecture"]] if config["noise"]["population"] else []
-)
-NOISE_PROBE_PARAMS = {
-    "sets": config["noise"]["probe_sets"],
-    "size": config["noise"]["probe_size"],
-    "lowfreq_cutoff": config["noise"]["lowfreq_cutoff"],
-}
+# What the rules ask of the study lives in its plan module (nnprobe.studies.noise.plan).
+NOISE_TASKS = list(noise_plan.TASKS)
+NOISE_SPEED_KEYS = list(noise_plan.SPEED_KEYS)
+NOISE_SEEDS = noise_plan.seeds(config["noise"])
+NOISE_TABLES = list(noise_plan.TABLES)
+NOISE_PROBES = noise_plan.probe_folders(config["noise"])
+NOISE_SOURCES = noise_plan.sources(config["noise"], config["model"]["architecture"])
+NOISE_PROBE_PARAMS = noise_plan.probe_params(config["noise"])
 
 
 def noise_targets():
     """Every table and figure of the noise study."""
-    return [
-        *expand(
-            "results/noise/tables/{name}{ext}",
-            name=NOISE_TABLES,
-            ext=TABLE_EXTS,
-        ),
-        *expand(
-            "results/noise/figures/{name}.{ext}",
-            name=[f"predicted_classes_{s}" for s in NOISE_SOURCES]
-            + [f"mst_{s}" for s in config["noise"]["probe_sets"]]
-            + ["distance_to_noise", "binary", "auroc", "clutter"],
-            ext=["pdf", "png"],
-        ),
-    ]
+    return noise_plan.targets(
+        config["noise"], config["model"]["architecture"], TABLE_EXTS
+    )
 
 
 # --------------------------------------------------------------------------- visualize study
-# The study's own networks: the standard CNN trained naturally, on BadNets-poisoned data and
-# with PGD, and the top-down network.
-VISUALIZE_TRAINED = ["natural", "backdoor", "adversarial", "topdown"]
-# Class-wise patterns are compared across the three training settings of the standard CNN.
-VISUALIZE_PATTERN_MODELS = ["natural", "backdoor", "adversarial"]
+# What the rules ask of the study lives in its plan module (nnprobe.studies.visualize.plan).
+VISUALIZE_TRAINED = list(visualize_plan.TRAINED)
+VISUALIZE_PATTERN_MODELS = list(visualize_plan.PATTERN_MODELS)
 VISUALIZE_FEATURE_MODELS = config["visualize"]["feature_models"]
-# "mislabel" visualizes the first network of the mislabel study's baseline population.
-VISUALIZE_WEIGHTS = {
-    **{
-        name: f"results/visualize/models/{name}/weights.safetensors"
-        for name in VISUALIZE_TRAINED
-    },
-    "mislabel": BASELINE_WEIGHTS[0],  # the first network of the baseline
-}
+VISUALIZE_WEIGHTS = visualize_plan.weights(BASELINE_WEIGHTS[0])
 
 
 def visualize_targets():
     """Every table and figure of the visualize study."""
-    figures = expand(
-        "results/visualize/figures/{name}_{model}.{ext}",
-        name=["activation_maximization", "caricature", "inversion"],
-        model=VISUALIZE_FEATURE_MODELS,
-        ext=["pdf", "png"],
-    ) + expand(
-        "results/visualize/figures/{name}.{ext}",
-        name=["class_patterns", "robustness"],
-        ext=["pdf", "png"],
-    )
-    tables = expand(
-        "results/visualize/tables/{name}{ext}",
-        name=["models", "class_patterns"],
-        ext=TABLE_EXTS,
-    )
-    return [*tables, *figures]
+    return visualize_plan.targets(config["visualize"], TABLE_EXTS)
