@@ -40,6 +40,13 @@ rule adversarial:
         adversarial_targets(),
 
 
+# The adversarial study's networks and examples without its tables: a unit of a long run
+# (config/units/), the tables made later from these files.
+rule adversarial_networks:
+    input:
+        adversarial_network_targets(),
+
+
 rule noise:
     input:
         noise_targets(),

@@ -256,6 +256,22 @@ wildcard_constraints:
     matrix="cross_model|cross_training_set",
 
 
+def adversarial_network_targets():
+    """Every network of the adversarial study and its adversarial examples (the zoo, the P1/P2
+    models, every adversarially trained network): what costs compute; every table and figure is
+    made from these files (target rule adversarial_networks)."""
+    return [
+        *expand("results/adversarial/examples/full/{zoo}.npz", zoo=ZOO_SLUGS),
+        *expand("results/adversarial/examples/{file}.npz", file=CTS_FILES),
+        *expand(
+            "results/adversarial/training/{regime}/{replicate}.{ext}",
+            regime=REGIMES,
+            replicate=range(ADV["adversarial_training"]["replicates"]),
+            ext=["json", "monitor.parquet"],
+        ),
+    ]
+
+
 def adversarial_targets():
     """Every table and figure of the adversarial study."""
     tables = expand(

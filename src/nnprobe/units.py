@@ -162,8 +162,11 @@ def _companions(log: str) -> list[str]:
 
 
 def run_unit(run: Run, unit: str, cores: int = 1, docs: str | Path = "docs/runs", date: str | None = None,
-             extra: Sequence[str] = ()) -> Path:
+             extra: Sequence[str] = (), since: float | None = None) -> Path:
     """Run ``unit`` of ``run`` (its targets, ``cores`` cores) and write its evidence folder.
+
+    The unit keeps the outputs of its DAG's jobs that finished after it started, or after
+    ``since`` (a Unix time; 0 keeps every output of its DAG, e.g. of a run finished before).
 
     The folder is ``docs/runs/DATE-RUN/UNIT/``: ``unit.json`` (command, commit, machine, times,
     the jobs with Snakemake's records, the prepared data's checksums), ``results/`` (every file
@@ -186,7 +189,7 @@ def run_unit(run: Run, unit: str, cores: int = 1, docs: str | Path = "docs/runs"
     wall, after = time.time() - started, resource.getrusage(resource.RUSAGE_CHILDREN)
     if status != 0:
         raise SystemExit(f"unit {unit} failed (snakemake exit {status}); its log: {log_path}")
-    jobs, prepared = _unit_files(run, targets, started)
+    jobs, prepared = _unit_files(run, targets, started if since is None else since)
     if out.exists():
         shutil.rmtree(out)
     files: dict[str, str] = {}
@@ -205,7 +208,7 @@ def run_unit(run: Run, unit: str, cores: int = 1, docs: str | Path = "docs/runs"
         "run": run.name, "unit": unit, "targets": targets, "command": " ".join(_relative(a) for a in command),
         "config": list(run.config), "commit": commit, "dirty": dirty, "machine": _machine(),
         "python": platform.python_version(), "started": datetime.datetime.fromtimestamp(started).isoformat(timespec="seconds"),
-        "wall_seconds": round(wall, 1),
+        "wall_seconds": round(wall, 1), "kept_jobs_finished_after": since if since is not None else started,
         "cpu_seconds": round((after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), 1),
         "load_average_at_end": os.getloadavg(),
         "prepared": {p: _sha256(Path(p)) for p in prepared if Path(p).is_file() and not p.endswith("checks.json")},
@@ -364,6 +367,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             p.add_argument("unit")
             p.add_argument("--cores", type=int, default=1)
             p.add_argument("--date", help="the evidence folder's date (default: today)")
+            p.add_argument("--since", type=float, help="keep the outputs of the unit's jobs that finished after this "
+                           "Unix time (default: the unit's start; 0: every output of its DAG, made earlier too)")
         if name == "restore":
             p.add_argument("--cores", type=int, default=1)
         p.add_argument("--docs", default="docs/runs")
@@ -371,7 +376,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     run = load_run(args.run, snakemake=args.snakemake)
     if args.command == "run":
-        run_unit(run, args.unit, cores=args.cores, docs=args.docs, date=args.date)
+        run_unit(run, args.unit, cores=args.cores, docs=args.docs, date=args.date, since=args.since)
     elif args.command == "readme":
         for path in run_readme(run, args.docs):
             print(f"wrote {path}")

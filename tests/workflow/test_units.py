@@ -150,3 +150,26 @@ def test_every_run_names_existing_configs():
     for spec in (REPO / "config" / "units").glob("*.yaml"):
         run = load_run(spec.stem, REPO)
         assert all((REPO / c).is_file() for c in run.config), spec
+
+
+def test_the_adversarial_study_rebuilds_from_a_landed_unit_without_training_or_attacking(
+        demo_run: Path, tmp_path: Path, new_checkout, snakemake_exe: Path):
+    """Issue 26: every table and figure of the adversarial study from committed evidence. The
+    finished demo's networks and examples are kept as one unit (adversarial_networks); a fresh
+    checkout restores it, and the study's dry run then plans tables and figures only."""
+    finished = tmp_path / "finished"
+    shutil.copytree(demo_run, finished, symlinks=True)
+    done = units(finished, "run", "demo", "adversarial-networks", "--date", "2026-01-02", "--since", "0")
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    landed = finished / "docs" / "runs" / "2026-01-02-demo" / "adversarial-networks"
+    record = json.loads((landed / "unit.json").read_text())
+    assert {job["record"]["rule"] for job in record["jobs"]} == {"train_zoo_model", "attack_zoo_model",
+                                                                  "adversarial_training"}
+    checkout = new_checkout(tmp_path / "clone")
+    shutil.copytree(landed, checkout / "docs" / "runs" / landed.parent.name / landed.name)
+    done = units(checkout, "restore", "demo")
+    assert done.returncode == 0, done.stdout + done.stderr
+    rules = {job.split("[")[0] for job in planned(checkout, snakemake_exe, "adversarial")}
+    assert rules and not rules & {"train_zoo_model", "attack_zoo_model", "adversarial_training",
+                                  "prepare_adversarial_dataset"}, rules
+    assert {"zoo_table", "cross_model_table", "adversarial_training_table"} <= rules
