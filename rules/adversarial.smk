@@ -237,10 +237,9 @@ rule error_matrix_heatmap:
         table="results/adversarial/tables/{matrix}.parquet",
         code=code("adversarial/error_matrix_heatmap.py"),
     output:
-        pdf="results/adversarial/figures/{matrix}.pdf",
-        png=report(
-            "results/adversarial/figures/{matrix}.png",
-            caption="../report/adversarial_error_matrix.rst",
+        **figure(
+            "results/adversarial/figures/{matrix}",
+            caption="adversarial_error_matrix",
             category="Adversarial study",
             labels={"figure": "{matrix}"},
         ),
@@ -260,10 +259,9 @@ rule magnification_figure:
         table="results/adversarial/tables/cross_training_set_magnification.parquet",
         code=code("adversarial/magnification_figure.py"),
     output:
-        pdf="results/adversarial/figures/magnification.pdf",
-        png=report(
-            "results/adversarial/figures/magnification.png",
-            caption="../report/adversarial_magnification.rst",
+        **figure(
+            "results/adversarial/figures/magnification",
+            caption="adversarial_magnification",
             category="Adversarial study",
             labels={"figure": "transfer as examples are magnified"},
         ),
@@ -283,10 +281,9 @@ rule distortion_figure:
         examples=expand("results/adversarial/examples/full/{zoo}.npz", zoo=ZOO_SLUGS),
         code=code("adversarial/distortion_figure.py"),
     output:
-        pdf="results/adversarial/figures/distortion.pdf",
-        png=report(
-            "results/adversarial/figures/distortion.png",
-            caption="../report/adversarial_distortion.rst",
+        **figure(
+            "results/adversarial/figures/distortion",
+            caption="adversarial_distortion",
             category="Adversarial study",
             labels={"figure": "minimal distortion"},
         ),
@@ -309,10 +306,9 @@ rule example_grid:
         images=attacked_split("full"),
         code=code("adversarial/example_grid.py"),
     output:
-        pdf="results/adversarial/figures/examples.pdf",
-        png=report(
-            "results/adversarial/figures/examples.png",
-            caption="../report/adversarial_examples.rst",
+        **figure(
+            "results/adversarial/figures/examples",
+            caption="adversarial_examples",
             category="Adversarial study",
             labels={"figure": "examples"},
         ),
@@ -371,6 +367,12 @@ rule adversarial_training_table:
         ),
         code=code("adversarial/adversarial_training_table.py"),
     output:
+        **figure(
+            "results/adversarial/figures/adversarial_training",
+            caption="adversarial_training",
+            category="Adversarial study",
+            labels={"figure": "adversarial training"},
+        ),
         tables_parquet="results/adversarial/tables/adversarial_training.parquet",
         tables_csv=report(
             "results/adversarial/tables/adversarial_training.csv",
@@ -380,13 +382,6 @@ rule adversarial_training_table:
             labels={"table": "adversarial training"},
         ),
         tables_md="results/adversarial/tables/adversarial_training.md",
-        pdf="results/adversarial/figures/adversarial_training.pdf",
-        png=report(
-            "results/adversarial/figures/adversarial_training.png",
-            caption="../report/adversarial_training.rst",
-            category="Adversarial study",
-            labels={"figure": "adversarial training"},
-        ),
         monitor_pdf="results/adversarial/figures/adversarial_training_monitor.pdf",
         monitor_png=report(
             "results/adversarial/figures/adversarial_training_monitor.png",
@@ -430,10 +425,9 @@ rule units_figure:
         arrays="results/adversarial/units/top_images.npz",
         code=code("adversarial/units_figure.py"),
     output:
-        pdf="results/adversarial/figures/units.pdf",
-        png=report(
-            "results/adversarial/figures/units.png",
-            caption="../report/adversarial_units.rst",
+        **figure(
+            "results/adversarial/figures/units",
+            caption="adversarial_units",
             category="Adversarial study",
             labels={"figure": "units"},
         ),

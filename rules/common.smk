@@ -127,6 +127,23 @@ def gpu_job(minutes=None):
     return resources
 
 
+def figure(stem, caption, category, labels, subcategory=None):
+    """A figure's outputs, declared once (``output: **figure(...)``): ``stem.pdf`` and
+    ``stem.png``, the PNG in the report with the caption ``report/CAPTION.rst``, its category,
+    subcategory and labels. A figure script reads ``snakemake.output.pdf`` and ``.png``.
+    """
+    return {
+        "pdf": f"{stem}.pdf",
+        "png": report(
+            f"{stem}.png",
+            caption=f"../report/{caption}.rst",
+            category=category,
+            subcategory=subcategory,
+            labels=labels,
+        ),
+    }
+
+
 def cpu_job(mem_mb, minutes):
     """The resources of a job that reads tables and writes tables or figures (no GPU)."""
     return {

@@ -121,10 +121,9 @@ rule t_heatmap:
         table="results/mislabel/tables/per_model_class.parquet",
         code=code("mislabel/t_heatmap.py"),
     output:
-        pdf="results/mislabel/figures/t_heatmap_{comparison}.pdf",
-        png=report(
-            "results/mislabel/figures/t_heatmap_{comparison}.png",
-            caption="../report/t_heatmap.rst",
+        **figure(
+            "results/mislabel/figures/t_heatmap_{comparison}",
+            caption="t_heatmap",
             category="Mislabel study",
             subcategory="Welch t",
             labels={"figure": "t heatmap", "comparison": "{comparison}"},
@@ -149,10 +148,9 @@ rule information_heatmap:
         table="results/mislabel/tables/per_model_class.parquet",
         code=code("mislabel/information_heatmap.py"),
     output:
-        pdf="results/mislabel/figures/information_heatmap_{value}.pdf",
-        png=report(
-            "results/mislabel/figures/information_heatmap_{value}.png",
-            caption="../report/information_heatmap.rst",
+        **figure(
+            "results/mislabel/figures/information_heatmap_{value}",
+            caption="information_heatmap",
             category="Mislabel study",
             subcategory="Information (bits)",
             labels={"figure": "information heatmap", "value": "{value}"},
@@ -175,10 +173,9 @@ rule accuracy_by_pair:
         table="results/mislabel/tables/per_model_class.parquet",
         code=code("mislabel/accuracy_by_pair.py"),
     output:
-        pdf="results/mislabel/figures/accuracy_by_pair.pdf",
-        png=report(
-            "results/mislabel/figures/accuracy_by_pair.png",
-            caption="../report/accuracy_by_pair.rst",
+        **figure(
+            "results/mislabel/figures/accuracy_by_pair",
+            caption="accuracy_by_pair",
             category="Mislabel study",
             subcategory="Accuracy",
             labels={"figure": "accuracy by pair"},
@@ -200,10 +197,9 @@ rule class_dendrogram:
         table="results/mislabel/tables/per_model_class.parquet",
         code=code("mislabel/class_dendrogram.py"),
     output:
-        pdf="results/mislabel/figures/class_dendrogram.pdf",
-        png=report(
-            "results/mislabel/figures/class_dendrogram.png",
-            caption="../report/class_dendrogram.rst",
+        **figure(
+            "results/mislabel/figures/class_dendrogram",
+            caption="class_dendrogram",
             category="Mislabel study",
             subcategory="Clustering",
             labels={"figure": "class dendrogram"},
@@ -290,10 +286,9 @@ rule paired_t_heatmap:
         table="results/mislabel/tables/per_model_class.parquet",
         code=code("mislabel/paired_t_heatmap.py"),
     output:
-        pdf="results/mislabel/figures/paired_t_heatmap_{comparison}.pdf",
-        png=report(
-            "results/mislabel/figures/paired_t_heatmap_{comparison}.png",
-            caption="../report/paired_t_heatmap.rst",
+        **figure(
+            "results/mislabel/figures/paired_t_heatmap_{comparison}",
+            caption="paired_t_heatmap",
             category="Mislabel study",
             subcategory="Paired t",
             labels={"figure": "paired t heatmap", "comparison": "{comparison}"},
@@ -318,10 +313,9 @@ rule paired_information_heatmap:
         table="results/mislabel/tables/per_model_class.parquet",
         code=code("mislabel/paired_information_heatmap.py"),
     output:
-        pdf="results/mislabel/figures/paired_information_heatmap_{value}.pdf",
-        png=report(
-            "results/mislabel/figures/paired_information_heatmap_{value}.png",
-            caption="../report/paired_information_heatmap.rst",
+        **figure(
+            "results/mislabel/figures/paired_information_heatmap_{value}",
+            caption="paired_information_heatmap",
             category="Mislabel study",
             subcategory="Information (bits)",
             labels={"figure": "paired information heatmap", "value": "{value}"},

@@ -153,10 +153,9 @@ rule noise_predicted_classes:
         agreement="results/noise/tables/agreement.parquet",
         code=code("noise/noise_predicted_classes.py"),
     output:
-        pdf="results/noise/figures/predicted_classes_{source}.pdf",
-        png=report(
-            "results/noise/figures/predicted_classes_{source}.png",
-            caption="../report/noise_predicted_classes.rst",
+        **figure(
+            "results/noise/figures/predicted_classes_{source}",
+            caption="noise_predicted_classes",
             category="Noise study",
             subcategory="Predicted classes",
             labels={"figure": "predicted classes", "source": "{source}"},
@@ -180,10 +179,9 @@ rule noise_mst:
         mst="results/noise/tables/mst.parquet",
         code=code("noise/noise_mst.py"),
     output:
-        pdf="results/noise/figures/mst_{probe}.pdf",
-        png=report(
-            "results/noise/figures/mst_{probe}.png",
-            caption="../report/noise_mst.rst",
+        **figure(
+            "results/noise/figures/mst_{probe}",
+            caption="noise_mst",
             category="Noise study",
             subcategory="Feature geometry",
             labels={"figure": "mst", "probe set": "{probe}"},
@@ -206,10 +204,9 @@ rule noise_distance_to_noise:
         distances="results/noise/tables/distances.parquet",
         code=code("noise/noise_distance_to_noise.py"),
     output:
-        pdf="results/noise/figures/distance_to_noise.pdf",
-        png=report(
-            "results/noise/figures/distance_to_noise.png",
-            caption="../report/noise_distance_to_noise.rst",
+        **figure(
+            "results/noise/figures/distance_to_noise",
+            caption="noise_distance_to_noise",
             category="Noise study",
             subcategory="Feature geometry",
             labels={"figure": "distance to noise"},
@@ -230,10 +227,9 @@ rule noise_binary:
         binary="results/noise/tables/binary.parquet",
         code=code("noise/noise_binary.py"),
     output:
-        pdf="results/noise/figures/binary.pdf",
-        png=report(
-            "results/noise/figures/binary.png",
-            caption="../report/noise_binary.rst",
+        **figure(
+            "results/noise/figures/binary",
+            caption="noise_binary",
             category="Noise study",
             subcategory="Binary networks",
             labels={"figure": "binary"},
@@ -254,10 +250,9 @@ rule noise_auroc:
         groups="results/noise/tables/groups.parquet",
         code=code("noise/noise_auroc.py"),
     output:
-        pdf="results/noise/figures/auroc.pdf",
-        png=report(
-            "results/noise/figures/auroc.png",
-            caption="../report/noise_auroc.rst",
+        **figure(
+            "results/noise/figures/auroc",
+            caption="noise_auroc",
             category="Noise study",
             subcategory="Out-of-distribution score",
             labels={"figure": "auroc"},
@@ -279,10 +274,9 @@ rule noise_clutter:
         correlations="results/noise/tables/clutter_correlations.parquet",
         code=code("noise/noise_clutter.py"),
     output:
-        pdf="results/noise/figures/clutter.pdf",
-        png=report(
-            "results/noise/figures/clutter.png",
-            caption="../report/noise_clutter.rst",
+        **figure(
+            "results/noise/figures/clutter",
+            caption="noise_clutter",
             category="Noise study",
             subcategory="Clutter",
             labels={"figure": "clutter"},

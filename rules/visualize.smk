@@ -142,6 +142,13 @@ rule visualize_patterns_report:
         ),
         code=code("visualize/visualize_patterns_report.py"),
     output:
+        **figure(
+            "results/visualize/figures/class_patterns",
+            caption="visualize_class_patterns",
+            category="Visualize study",
+            subcategory="Class-wise patterns",
+            labels={"figure": "class-wise patterns"},
+        ),
         parquet="results/visualize/tables/class_patterns.parquet",
         csv=report(
             "results/visualize/tables/class_patterns.csv",
@@ -151,14 +158,6 @@ rule visualize_patterns_report:
             labels={"table": "class-wise patterns"},
         ),
         md="results/visualize/tables/class_patterns.md",
-        pdf="results/visualize/figures/class_patterns.pdf",
-        png=report(
-            "results/visualize/figures/class_patterns.png",
-            caption="../report/visualize_class_patterns.rst",
-            category="Visualize study",
-            subcategory="Class-wise patterns",
-            labels={"figure": "class-wise patterns"},
-        ),
     log:
         "results/logs/visualize/visualize_patterns_report.log",
     localrule: True
@@ -177,6 +176,13 @@ rule visualize_models_report:
         ),
         code=code("visualize/visualize_models_report.py"),
     output:
+        **figure(
+            "results/visualize/figures/robustness",
+            caption="visualize_robustness",
+            category="Visualize study",
+            subcategory="Top-down network",
+            labels={"figure": "accuracy under PGD"},
+        ),
         parquet="results/visualize/tables/models.parquet",
         csv=report(
             "results/visualize/tables/models.csv",
@@ -186,14 +192,6 @@ rule visualize_models_report:
             labels={"table": "networks"},
         ),
         md="results/visualize/tables/models.md",
-        pdf="results/visualize/figures/robustness.pdf",
-        png=report(
-            "results/visualize/figures/robustness.png",
-            caption="../report/visualize_robustness.rst",
-            category="Visualize study",
-            subcategory="Top-down network",
-            labels={"figure": "accuracy under PGD"},
-        ),
     log:
         "results/logs/visualize/visualize_models_report.log",
     localrule: True
