@@ -14,7 +14,7 @@ PROFILE := profiles/local
 DEMO_CONFIG := --configfile config/demo.yaml --replace-workflow-config
 REPORT := results/report.html
 
-.PHONY: help install demo test test-fast lint clean unit restore units rulegraph
+.PHONY: help install demo test test-fast lint clean unit restore units rulegraph readme-figures
 
 help:
 	@echo "make install  create $(VENV) and install nnprobe with the workflow and test extras"
@@ -27,6 +27,7 @@ help:
 	@echo "make restore RUN=R       put the landed units of run R back into results/ (Snakemake counts them done)"
 	@echo "make units RUN=R         which units of run R have landed"
 	@echo "make rulegraph           docs/figures/rulegraph.{dot,svg}: the rules of the demo config (needs graphviz dot)"
+	@echo "make readme-figures      docs/figures/demo_*.png from the demo run in results/ (after make demo)"
 	@echo "make clean    remove results/ and .snakemake/ (keeps $(VENV))"
 
 install: $(STAMP)
@@ -79,3 +80,13 @@ units: install
 rulegraph: install
 	$(SNAKEMAKE) --rulegraph --quiet all $(DEMO_CONFIG) > docs/figures/rulegraph.dot
 	dot -Tsvg docs/figures/rulegraph.dot > docs/figures/rulegraph.svg
+
+# The demo figures of README.md, from the demo run in results/ (make demo first); a test holds
+# them to what the demo draws now (tests/workflow/test_workflow.py).
+README_FIGURES := t_heatmap_confused_vs_clean:demo_t_heatmap accuracy_by_pair:demo_accuracy_by_pair class_dendrogram:demo_class_dendrogram
+
+readme-figures:
+	@for pair in $(README_FIGURES); do \
+	  src=results/mislabel/figures/$${pair%%:*}.png; dst=docs/figures/$${pair##*:}.png; \
+	  test -f $$src || { echo "$$src is missing: run make demo first"; exit 1; }; \
+	  cp $$src $$dst && echo "$$src -> $$dst"; done

@@ -7,4 +7,4 @@ from nnprobe.studies.visualize.reports import models_report
 
 smk = snakemake  # noqa: F821  (the object Snakemake hands every script)
 with report_job(smk):
-    models_report(list(smk.input.metrics), Path(smk.output[0]).with_suffix(""), Path(smk.output.pdf).with_suffix(""))
+    models_report(list(smk.input.metrics), Path(smk.output.parquet).with_suffix(""), Path(smk.output.pdf).with_suffix(""))

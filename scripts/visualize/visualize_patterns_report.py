@@ -7,5 +7,5 @@ from nnprobe.studies.visualize.reports import patterns_report
 
 smk = snakemake  # noqa: F821  (the object Snakemake hands every script)
 with report_job(smk):
-    patterns_report(list(smk.input.tables), list(smk.input.arrays), Path(smk.output[0]).with_suffix(""),
+    patterns_report(list(smk.input.tables), list(smk.input.arrays), Path(smk.output.parquet).with_suffix(""),
                     Path(smk.output.pdf).with_suffix(""))

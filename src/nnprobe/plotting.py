@@ -133,10 +133,10 @@ def class_heatmap(
     undefined = ~np.isfinite(m) & ~np.eye(k, dtype=bool)
     notes = [Patch(facecolor=GREY, edgecolor="0.5",
                    label="grey: T = C" + (", or not defined (a group without networks)" if undefined.any() else ""))]
-    # below the axes, where it covers no cell
-    ax.legend(handles=notes, loc="upper center", bbox_to_anchor=(0.5, -0.24), frameon=False, fontsize=8)
     ax.set_title(title, pad=22 if spans else 8)
-    fig.tight_layout()
+    # at the foot of the figure, where it covers no cell
+    fig.legend(handles=notes, loc="lower center", frameon=False, fontsize=8)
+    fig.tight_layout(rect=(0, 0.03, 1, 1))
     return fig
 
 

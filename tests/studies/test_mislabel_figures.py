@@ -135,7 +135,7 @@ def test_t_heatmaps_of_a_run_share_one_colour_scale_and_name_grey_cells(tables, 
     def keep(fig, stem):
         fig.canvas.draw()
         ax = fig.axes[0]
-        drawn.append({"norm": ax.images[0].norm, "legend": ax.get_legend(), "axes": ax.get_window_extent(),
+        drawn.append({"norm": ax.images[0].norm, "legend": fig.legends[0], "axes": ax.get_window_extent(),
                       "colorbar": fig.axes[-1].get_ylabel()})
         return []
 
@@ -166,7 +166,7 @@ def test_accuracy_by_pair_draws_boxes_only_over_enough_networks(tmp_path, monkey
     def keep(fig, stem):
         fig.canvas.draw()
         ax = fig.axes[0]
-        drawn.update(boxes=sum(isinstance(p, PathPatch) for p in ax.patches), legend=ax.get_legend(),
+        drawn.update(boxes=sum(isinstance(p, PathPatch) for p in ax.patches), legend=fig.legends[0],
                      axes=ax.get_window_extent(), title=ax.get_title())
         return []
 

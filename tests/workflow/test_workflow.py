@@ -440,6 +440,21 @@ def test_demo_figures(demo_run):
         assert pdf.read_bytes()[:5] == b"%PDF-", pdf
 
 
+def readme_figures() -> list[tuple[str, str]]:
+    """The demo figures README.md shows: (the demo's figure, its copy in docs/figures), as the
+    Makefile's readme-figures target copies them."""
+    line = re.search(r"^README_FIGURES := (.+)$", (REPO / "Makefile").read_text(), flags=re.MULTILINE)
+    return [tuple(pair.split(":")) for pair in line.group(1).split()]
+
+
+@pytest.mark.parametrize("figure, shown", readme_figures())
+def test_readme_figures_are_what_the_demo_draws(demo_run, figure, shown):
+    now = matplotlib.image.imread(demo_run / "results" / "mislabel" / "figures" / f"{figure}.png")
+    committed = matplotlib.image.imread(REPO / "docs" / "figures" / f"{shown}.png")
+    assert now.shape == committed.shape and np.abs(now - committed).mean() < 0.002, (
+        f"docs/figures/{shown}.png is not what the demo draws now: run `make demo` and `make readme-figures`")
+
+
 @pytest.mark.slow
 def test_demo_report(demo_run, run_snakemake, demo_dag):
     report = demo_run / "report.html"

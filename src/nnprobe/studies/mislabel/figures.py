@@ -260,9 +260,8 @@ def accuracy_by_pair(per_model_class: pd.DataFrame, stem: Path) -> list[Path]:
         ax.get_yticklabels()[i].set(color=BASELINE_COLOR, fontweight="bold")
         ax.axvline(centre["none"], color=BASELINE_COLOR, linestyle="--", linewidth=1,
                    label=f"baseline {'median' if boxes else 'mean'}", zorder=1)
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.5 / max(3.0, 0.24 * n + 1.9) - 0.1), ncol=2,
-                  fontsize=8, frameon=False)
+    if ax.get_legend_handles_labels()[0]:  # at the foot of the figure, over no point
+        fig.legend(*ax.get_legend_handles_labels(), loc="lower center", ncol=3, fontsize=8, frameon=False)
     ax.tick_params(axis="y", labelsize=8 if n > 20 else 9)
     ax.set_xlabel("overall test accuracy of a model (classes weighted by test images)")
     ax.set_ylabel("mislabelled pair (half of each class labelled as the other)")
@@ -272,7 +271,7 @@ def accuracy_by_pair(per_model_class: pd.DataFrame, stem: Path) -> list[Path]:
                  f"{'median' if boxes else 'mean'})")
     ax.grid(axis="x", alpha=0.3)
     ax.set_ylim(0.4, n + 0.6)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.35 / fig.get_figheight(), 1, 1))
     return save_figure(fig, stem)
 
 
