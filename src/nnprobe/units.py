@@ -298,6 +298,8 @@ def restore(run: Run, docs: str | Path = "docs/runs", cores: int = 1) -> tuple[l
             path = record_path(job["output"])
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text(json.dumps(job["record"]))
+            # a job of this output killed here before is no longer incomplete: its output is back
+            record_path(job["output"], ".snakemake/incomplete").unlink(missing_ok=True)
             placed[job["output"]] = [name]
             problems = _code_differences(job)
             if problems:

@@ -104,9 +104,14 @@ def test_restore_plans_only_the_units_not_run(fresh_checkout: Path, snakemake_ex
     checkout = fresh_checkout
     assert planned(checkout, snakemake_exe, LANDED, NOT_LANDED) == [
         "check_dataset", "noise_train[task=binary, seed=0]", "noise_train[task=binary, seed=1]", "prepare_dataset"]
+    # a job of the landed output killed here before: Snakemake marked it incomplete
+    marker = record_path(LANDED, checkout / ".snakemake" / "incomplete")
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    marker.write_text("{}")
     done = units(checkout, "restore", "demo")
     assert done.returncode == 0, done.stdout + done.stderr
     assert "3 outputs restored from 1 landed units" in done.stdout
+    assert not marker.exists()
     assert planned(checkout, snakemake_exe, LANDED, NOT_LANDED) == ["noise_train[task=binary, seed=1]"]
     # a param changed after the restore: Snakemake plans the landed job again (its record came back)
     assert planned(checkout, snakemake_exe, LANDED, config='noise={"train": {"epochs": 5}}') == [
