@@ -60,13 +60,15 @@ def fits() -> list[dict]:
 
 
 def extra_fits(items: list[str]) -> list[dict]:
-    """``MODEL:LAMBDA_EFF`` items (``FC10(1e-2):0.0035``): the scan's ratio applied to another model."""
+    """``MODEL:LAMBDA_EFF[:bias]`` items (``FC10(1e-2):0.005:bias``): another model at a lambda_eff,
+    its bias decayed too with ``:bias``."""
     runs = []
     for item in items:
-        model, value = item.rsplit(":", 1)
+        model, value, *flag = item.split(":")
         lam = {v: k for k, v in NAMES.items()}[model]
-        runs.append({"model": model, "lam": lam, "convention": "scan", "lam_eff": float(value), "pixels": "unit",
-                     "decay_bias": False})
+        bias = flag == ["bias"]
+        runs.append({"model": model, "lam": lam, "convention": "mean_half" if float(value) == lam / 2 else "scan",
+                     "lam_eff": float(value), "pixels": "unit", "decay_bias": bias, "max_iter": 2000})
     return runs
 
 
@@ -102,7 +104,7 @@ def main() -> None:
     parser.add_argument("--out", required=True)
     parser.add_argument("--summary", action="store_true")
     parser.add_argument("--max-iter", type=int, default=5000)
-    parser.add_argument("--extra", action="append", default=[], help="MODEL:LAMBDA_EFF, e.g. 'FC10(1e-2):0.0035'")
+    parser.add_argument("--extra", action="append", default=[], help="MODEL:LAMBDA_EFF[:bias], e.g. 'FC10(1e-2):0.005:bias'")
     args = parser.parse_args()
     out = Path(args.out)
     if args.summary:
