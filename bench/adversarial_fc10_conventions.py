@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from nnprobe.studies.adversarial.linear_exact import effective_decay, fit_softmax_full_batch
+from nnprobe.studies.adversarial.linear_exact import SoftmaxFit, effective_decay, fit_softmax_full_batch
 
 PAPER = {1e-4: (6.7, 7.4), 1e-2: (10.0, 9.4), 1.0: (21.2, 20.0)}
 """Szegedy et al. (2013), Table 1: FC10(lambda)'s training and test error (%)."""
@@ -130,6 +130,10 @@ def main() -> None:
         started = time.perf_counter()
         xs, xts = transform(x, run["pixels"], mean), transform(xt, run["pixels"], mean)
         path = (run["pixels"], run["decay_bias"])
+        saved = out.parent / "fc10_1e-4_mean_half.npz"
+        if run["model"] == "FC10(1e-4)" and saved.exists():  # warm start at the undecayed-bias optimum
+            with np.load(saved) as npz:
+                starts[path] = SoftmaxFit(npz["w"], npz["b"], float("nan"), float("nan"), 0, "")
         fit = fit_softmax_full_batch(xs, y, run["lam_eff"], decay_bias=run["decay_bias"], start=starts.get(path),
                                      max_iter=run.get("max_iter", args.max_iter))
         starts[path] = fit
