@@ -144,7 +144,8 @@ def main() -> None:
         with out.open("a") as handle:
             handle.write(json.dumps(record) + "\n")
         print(json.dumps(record), flush=True)
-        if run["model"] == "FC10(1e-4)" and run["convention"] == "mean_half" and run["pixels"] == "unit":
+        if run["model"] == "FC10(1e-4)" and run["convention"] == "mean_half" and run["pixels"] == "unit" \
+                and not run["decay_bias"]:
             np.savez(out.parent / "fc10_1e-4_mean_half.npz", w=fit.w, b=fit.b)
 
 
