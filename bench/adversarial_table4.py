@@ -198,8 +198,8 @@ def main() -> None:
     tab.add_argument("--to", required=True)
     tab.add_argument("--tags", nargs="*")
     for p in (one, tab):
-        p.add_argument("--work", default=str(REPO / "results" / "issue26" / "table4"))
-    one.add_argument("--images", type=int, default=300, help="attacked test images (of the workflow's 1,000)")
+        p.add_argument("--work", default=str(REPO / "results" / "issue26" / "t4"))
+    one.add_argument("--images", type=int, default=1000, help="attacked test images (of the workflow's 1,000)")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
     torch.set_num_threads(1)
