@@ -153,13 +153,23 @@ def model_job(tag: str, work: Path, images: int) -> None:
                      record["seconds"])
 
 
+def restrict(record: dict[str, np.ndarray], keep: np.ndarray) -> dict[str, np.ndarray]:
+    """An attack record on the images ``keep`` (a subset of its ``index``), in the order of ``keep``."""
+    pos = {int(i): p for p, i in enumerate(record["index"])}
+    rows = np.array([pos[int(i)] for i in keep])
+    return {k: (v[rows] if isinstance(v, np.ndarray) and v.ndim and len(v) == len(record["index"]) else v)
+            for k, v in record.items()}
+
+
 def tables(experiment: str, work: Path, to: Path, tags: list[str] | None = None) -> None:
+    """Transfer cells of every pair of ``tags`` on the images every one of them was attacked on
+    (models attacked on 1,000 images are restricted to the 500 of the others: each image's
+    attack is its own problem, so the restriction is what a 500-image attack gives)."""
     tags = tags or EXPERIMENTS[experiment]
     tags = [t for t in tags if (work / t).with_suffix(".attack.npz").exists()]
     if not tags:
         raise SystemExit(f"no model of experiment {experiment!r} has been attacked yet under {work}")
     models, attacks, records, per_image = {}, {}, [], []
-    clean = None
     for tag in tags:
         model, _ = load_model((work / tag).with_suffix(".safetensors"))
         models[tag] = model
@@ -170,11 +180,9 @@ def tables(experiment: str, work: Path, to: Path, tags: list[str] | None = None)
         per_image.append(pd.DataFrame({"model": tag, "index": a["index"], "label": a["label"], "target": a["target"],
                                        "correct": a["correct"], "success": a["success"],
                                        "distortion": a["distortion"], "c": a["c"]}))
-        if clean is None:
-            test = load_split(str(DATA / "test.npz"))
-            clean = unit_pixels(test.images[a["index"]])
-        elif not np.array_equal(a["index"], attacks[tags[0]]["index"]):
-            raise ValueError(f"{tag} was attacked on other images than {tags[0]}")
+    common = np.sort(list(set.intersection(*(set(a["index"].tolist()) for a in attacks.values()))))
+    attacks = {t: restrict(a, common) for t, a in attacks.items()}
+    clean = unit_pixels(load_split(str(DATA / "test.npz")).images[common])
     cells = transfer_cells(models, attacks, clean)
     network_of = {t: DISPLAY[parse(t)[1]] + (" same order" if parse(t)[0] == "order" else "") for t in tags}
     summary = pair_summary(cells, network_of)
@@ -184,8 +192,10 @@ def tables(experiment: str, work: Path, to: Path, tags: list[str] | None = None)
     pd.concat(per_image).to_parquet(to / "per_model" / "attacks.parquet", index=False)
     cells.to_csv(to / "per_model" / "cells.csv", index=False)
     summary.to_csv(to / "summary.csv", index=False)
-    (to / "summary.md").write_text(summary.to_markdown(index=False, floatfmt=".1f") + "\n")
-    print(summary.to_markdown(index=False, floatfmt=".1f"))
+    text = f"{len(common)} attacked test images common to {len(tags)} models\n\n" + summary.to_markdown(
+        index=False, floatfmt=".1f")
+    (to / "summary.md").write_text(text + "\n")
+    print(text)
 
 
 def main() -> None:
