@@ -153,6 +153,40 @@ def model_job(tag: str, work: Path, images: int) -> None:
                      record["seconds"])
 
 
+PAPER = {("FC100-100-10 (P1)", "as made"): (100, 26.2, 5.9), ("FC100-100-10 (P1)", "magnified to 0.1"): (100, 98, 43),
+         ("FC123-456-10 (P1)", "as made"): (6.25, 100, 5.1), ("FC123-456-10 (P1)", "magnified to 0.1"): (96, 100, 22),
+         ("FC100-100-10' (P2)", "as made"): (8.2, 8.2, 100), ("FC100-100-10' (P2)", "magnified to 0.1"): (27, 50, 100)}
+"""Szegedy et al. (2013), Table 4 (%): rows' examples on FC100-100-10 (P1), FC123-456-10 (P1), FC100-100-10' (P2)."""
+
+
+def layout(summary: pd.DataFrame) -> str:
+    """The summary as Table 4: a row per (source network, variant), a column per network; a cell is
+    the mean over model pairs +- their sd [min, max] (pairs); a network on its own examples adds
+    ``own`` (each model on its own examples) before the other seeds of the same network."""
+    nets = list(dict.fromkeys(summary["model"]))
+    lines = ["| examples | variant | " + " | ".join(nets) + " | paper (P1, P1, P2) |", "|---" * (len(nets) + 3) + "|"]
+    for (src, variant), group in summary.groupby(["source", "variant"], sort=False):
+        cells = []
+        for net in nets:
+            row = group[group["model"] == net]
+            if row.empty:
+                cells.append("")
+                continue
+            r = row.iloc[0]
+            text = ""
+            if pd.notna(r.get("own", np.nan)):
+                text = f"own {r['own']:.1f}" + (f" [{r['own_min']:.1f}, {r['own_max']:.1f}]"
+                                                 if r["own_min"] != r["own_max"] else "") + "; "
+            if r["pairs"]:
+                sd = "" if pd.isna(r["sd"]) else f" +- {r['sd']:.1f}"
+                text += f"{r['mean']:.1f}{sd} [{r['min']:.1f}, {r['max']:.1f}] ({int(r['pairs'])})"
+            cells.append(text.rstrip("; "))
+        paper = PAPER.get((src, variant))
+        lines.append(f"| {src} | {variant} | " + " | ".join(cells) + " | "
+                     + (" / ".join(f"{v:g}" for v in paper) if paper else "") + " |")
+    return "\n".join(lines)
+
+
 def restrict(record: dict[str, np.ndarray], keep: np.ndarray) -> dict[str, np.ndarray]:
     """An attack record on the images ``keep`` (a subset of its ``index``), in the order of ``keep``."""
     pos = {int(i): p for p, i in enumerate(record["index"])}
@@ -195,6 +229,9 @@ def tables(experiment: str, work: Path, to: Path, tags: list[str] | None = None)
     text = f"{len(common)} attacked test images common to {len(tags)} models\n\n" + summary.to_markdown(
         index=False, floatfmt=".1f")
     (to / "summary.md").write_text(text + "\n")
+    (to / "table4.md").write_text(f"{len(common)} attacked test images common to {len(tags)} models; error (%) "
+                                  "of the row's examples on the column's network: mean +- sd [min, max] over "
+                                  "(source model, target model) pairs (number of pairs)\n\n" + layout(summary) + "\n")
     print(text)
 
 
