@@ -19,6 +19,7 @@ per-model records, the transfer cells and the summaries.
 
     python bench/adversarial_table4.py model seed/fc100_p1/r0
     python bench/adversarial_table4.py tables seed --to docs/runs/2026-12-07-adversarial-table4-seeds
+    python bench/adversarial_table4.py tables order --matched --to docs/runs/2026-12-07-adversarial-table4-order
 """
 
 from __future__ import annotations
@@ -63,7 +64,8 @@ DISPLAY = {"fc100_p1": "FC100-100-10 (P1)", "fc123_p1": "FC123-456-10 (P1)", "fc
 EXPERIMENTS = {
     "seed": [f"seed/{net}/r{k}" for k in range(3) for net in ("fc100_p1", "fc123_p1", "fc100_p2")],
     "halves": ["halves/fc100_first/r0", "halves/fc123_first/r0", "halves/fc100_last/r0"],
-    "order": ["seed/fc100_p1/r0", "order/fc123_p1/r0", "seed/fc100_p2/r0", "seed/fc123_p1/r0"],
+    "order": [f"{e}/{net}/r{k}" for k in range(3) for e, net in
+              (("seed", "fc100_p1"), ("order", "fc123_p1"), ("seed", "fc123_p1"), ("seed", "fc100_p2"))],
 }
 
 
@@ -195,10 +197,12 @@ def restrict(record: dict[str, np.ndarray], keep: np.ndarray) -> dict[str, np.nd
             for k, v in record.items()}
 
 
-def tables(experiment: str, work: Path, to: Path, tags: list[str] | None = None) -> None:
+def tables(experiment: str, work: Path, to: Path, tags: list[str] | None = None, matched: bool = False) -> None:
     """Transfer cells of every pair of ``tags`` on the images every one of them was attacked on
     (models attacked on 1,000 images are restricted to the 500 of the others: each image's
-    attack is its own problem, so the restriction is what a 500-image attack gives)."""
+    attack is its own problem, so the restriction is what a 500-image attack gives). ``matched``
+    keeps only the pairs of the same replicate (the order experiment: FC100-100-10 (P1) rK with
+    the FC123-456-10 rK that shares its data order, and with the one that does not)."""
     tags = tags or EXPERIMENTS[experiment]
     tags = [t for t in tags if (work / t).with_suffix(".attack.npz").exists()]
     if not tags:
@@ -218,6 +222,8 @@ def tables(experiment: str, work: Path, to: Path, tags: list[str] | None = None)
     attacks = {t: restrict(a, common) for t, a in attacks.items()}
     clean = unit_pixels(load_split(str(DATA / "test.npz")).images[common])
     cells = transfer_cells(models, attacks, clean)
+    if matched:
+        cells = cells[[parse(a)[2] == parse(b)[2] for a, b in zip(cells["source"], cells["model"])]]
     network_of = {t: DISPLAY[parse(t)[1]] + (" same order" if parse(t)[0] == "order" else "") for t in tags}
     summary = pair_summary(cells, network_of)
     to.mkdir(parents=True, exist_ok=True)
@@ -244,6 +250,7 @@ def main() -> None:
     tab.add_argument("experiment", choices=sorted(EXPERIMENTS))
     tab.add_argument("--to", required=True)
     tab.add_argument("--tags", nargs="*")
+    tab.add_argument("--matched", action="store_true", help="only pairs of the same replicate")
     for p in (one, tab):
         p.add_argument("--work", default=str(REPO / "results" / "issue26" / "t4"))
     one.add_argument("--images", type=int, default=1000, help="attacked test images (of the workflow's 1,000)")
@@ -253,7 +260,7 @@ def main() -> None:
     if args.command == "model":
         model_job(args.tag, Path(args.work), args.images)
     else:
-        tables(args.experiment, Path(args.work), Path(args.to), args.tags)
+        tables(args.experiment, Path(args.work), Path(args.to), args.tags, args.matched)
 
 
 if __name__ == "__main__":
