@@ -8,6 +8,7 @@ from torch import nn
 
 from nnprobe.core.seeds import derive_seed
 from nnprobe.engines.lbfgs import rms_distortion
+from nnprobe.engines.training import TrainOptions
 from nnprobe.studies.adversarial.experiments import (
     file_order_halves,
     magnify_below,
@@ -17,7 +18,6 @@ from nnprobe.studies.adversarial.experiments import (
     transfer_cells,
 )
 from nnprobe.studies.adversarial.training import train_zoo_model
-from nnprobe.engines.training import TrainOptions
 
 
 def test_replicate_zero_is_the_workflows_seed():
