@@ -71,6 +71,20 @@ def make_checkout(dest: Path) -> Path:
     return dest
 
 
+#: Waits for another process's dpkg lock instead of failing at once.
+APT_GET = ["apt-get", "-o", "DPkg::Lock::Timeout=900"]
+
+
+@contextlib.contextmanager
+def apt_lock():
+    """One apt-get at a time across pytest-xdist workers (the SLURM test and the report's browser
+    test install packages; two apt-gets at once fail on dpkg's lock)."""
+    from filelock import FileLock
+
+    with FileLock(os.path.join(os.environ.get("TMPDIR", "/tmp"), "nnprobe-apt-get.lock")):
+        yield
+
+
 @pytest.fixture(scope="session")
 def new_checkout() -> Callable[[Path], Path]:
     """:func:`make_checkout`: a copy of the workflow in a folder, as a user's clone would be."""

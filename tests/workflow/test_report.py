@@ -12,6 +12,7 @@ from pathlib import Path
 
 import matplotlib.image
 import pytest
+from conftest import APT_GET, apt_lock
 
 REPO = Path(__file__).resolve().parents[2]
 #: The key tables of every study, each in the report with its caption (report/table_*.rst).
@@ -51,10 +52,11 @@ def chromium() -> str:
     if os.geteuid() != 0 or not shutil.which("apt-get"):
         pytest.skip("chromium is not installed and installing it needs root and apt-get")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = ["apt-get", "install", "-y", "-q", "--no-install-recommends", "chromium"]
-    if subprocess.run(install, env=env, capture_output=True, timeout=900).returncode != 0:
-        subprocess.run(["apt-get", "update", "-q"], env=env, capture_output=True, timeout=900)
-        subprocess.run(install, env=env, capture_output=True, timeout=900)
+    install = [*APT_GET, "install", "-y", "-q", "--no-install-recommends", "chromium"]
+    with apt_lock():
+        if subprocess.run(install, env=env, capture_output=True, timeout=900).returncode != 0:
+            subprocess.run([*APT_GET, "update", "-q"], env=env, capture_output=True, timeout=900)
+            subprocess.run(install, env=env, capture_output=True, timeout=900)
     found = shutil.which("chromium")
     if not found:
         pytest.skip("`apt-get install chromium` failed")

@@ -49,6 +49,7 @@ import pandas as pd
 import pytest
 import yaml
 
+from conftest import APT_GET, apt_lock
 from nnprobe.core.naming import population_pairs
 
 #: The test runs only when one of these is 1: it installs packages and starts daemons as root.
@@ -128,11 +129,12 @@ def ensure_slurm_installed() -> None:
     if apt is None:
         _skip(f"SLURM is not installed ({', '.join(missing)} missing) and there is no apt-get to install it")
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
-    install = [apt, "install", "-y", "-q", "--no-install-recommends", *DEBIAN_PACKAGES]
-    proc = subprocess.run(install, env=env, capture_output=True, text=True, timeout=900)
-    if proc.returncode != 0:  # a fresh machine may have no package lists yet
-        subprocess.run([apt, "update", "-q"], env=env, capture_output=True, text=True, timeout=900)
+    install = [*APT_GET, "install", "-y", "-q", "--no-install-recommends", *DEBIAN_PACKAGES]
+    with apt_lock():
         proc = subprocess.run(install, env=env, capture_output=True, text=True, timeout=900)
+        if proc.returncode != 0:  # a fresh machine may have no package lists yet
+            subprocess.run([*APT_GET, "update", "-q"], env=env, capture_output=True, text=True, timeout=900)
+            proc = subprocess.run(install, env=env, capture_output=True, text=True, timeout=900)
     missing = [tool for tool in SLURM_TOOLS if _which(tool) is None]
     if proc.returncode != 0 or missing:
         _skip(f"`apt-get install {' '.join(DEBIAN_PACKAGES)}` failed (exit {proc.returncode}, "

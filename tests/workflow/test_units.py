@@ -97,7 +97,7 @@ def test_the_run_readme_tells_each_unit_and_what_remains(landed: Path):
     readme = (landed.parent / "README.md").read_text()
     record = json.loads((landed / "unit.json").read_text())
     assert re.search(rf"\| {UNIT} \| `{LANDED}` \| {record['started']} \| {record['wall_seconds']:.0f} \|", readme)
-    assert "Not landed yet: `binary-seed1`, `noise`." in readme
+    assert "Not landed yet: `binary-seed1`, `noise`, `adversarial-networks`." in readme
 
 
 def test_restore_plans_only_the_units_not_run(fresh_checkout: Path, snakemake_exe: Path):
