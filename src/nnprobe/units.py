@@ -194,13 +194,13 @@ def run_unit(run: Run, unit: str, cores: int = 1, docs: str | Path = "docs/runs"
         shutil.rmtree(out)
     files: dict[str, str] = {}
     for job in jobs:
-        for path in [job["output"], *(job["record"].get("log") or [])]:
-            for name in [path, *(_companions(path) if path in (job["record"].get("log") or []) else [])]:
-                if Path(name).is_file() and name not in files:
-                    target = out / name
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    shutil.copy2(name, target)
-                    files[name] = _sha256(Path(name))
+        logs = job["record"].get("log") or []
+        for name in [job["output"], *(kept for log in logs for kept in [log, *_companions(log)])]:
+            if Path(name).is_file() and name not in files:
+                target = out / name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(name, target)
+                files[name] = _sha256(Path(name))
     for i, config in enumerate(run.config):
         shutil.copy2(config, out / (f"config-{i}-{Path(config).name}" if len(run.config) > 1 else "config.yaml"))
     shutil.copy2(log_path, out / "snakemake.log")
