@@ -20,7 +20,7 @@ help:
 	@echo "make install  create $(VENV) and install nnprobe with the workflow and test extras"
 	@echo "make demo     run the demo config (config/demo.yaml) and build $(REPORT)"
 	@echo "make test-fast  the unit tier: the package's tests, no Snakemake run (~5 min on a busy 2-core machine)"
-	@echo "make test     the whole suite, about 30 min on an idle 2-core machine (NNPROBE_DATA: real-data"
+	@echo "make test     the whole suite on 2 workers, about 20 min on an idle 2-core machine (NNPROBE_DATA: real-data"
 	@echo "              tests; NNPROBE_SLURM_TEST=1: the SLURM test, which installs and starts SLURM as root)"
 	@echo "make lint     snakemake --lint and snakefmt --check"
 	@echo "make unit RUN=R UNIT=U   run one unit of a long run (config/units/R.yaml), land its evidence in docs/runs/"
