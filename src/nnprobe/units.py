@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import base64
 import datetime
-import hashlib
 import json
 import os
 import platform
@@ -42,6 +41,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+
+from .core.io import sha256_file
 
 __all__ = ["Run", "load_run", "landed_units", "run_unit", "restore", "run_readme", "record_path", "main"]
 
@@ -93,14 +94,6 @@ def record_path(output: str, metadata: str | Path = ".snakemake/metadata") -> Pa
     encoded = base64.urlsafe_b64encode(output.encode()).decode()
     parts = [encoded[i : i + limit - 1] for i in range(0, len(encoded), limit - 1)]
     return metadata.joinpath(*(["@" + p for p in parts[:-1]] + [parts[-1]]))
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _relative(arg: str) -> str:
@@ -200,7 +193,7 @@ def run_unit(run: Run, unit: str, cores: int = 1, docs: str | Path = "docs/runs"
                 target = out / name
                 target.parent.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(name, target)
-                files[name] = _sha256(Path(name))
+                files[name] = sha256_file(Path(name))
     for i, config in enumerate(run.config):
         shutil.copy2(config, out / (f"config-{i}-{Path(config).name}" if len(run.config) > 1 else "config.yaml"))
     shutil.copy2(log_path, out / "snakemake.log")
@@ -211,7 +204,7 @@ def run_unit(run: Run, unit: str, cores: int = 1, docs: str | Path = "docs/runs"
         "wall_seconds": round(wall, 1), "kept_jobs_finished_after": since if since is not None else started,
         "cpu_seconds": round((after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), 1),
         "load_average_at_end": os.getloadavg(),
-        "prepared": {p: _sha256(Path(p)) for p in prepared if Path(p).is_file() and not p.endswith("checks.json")},
+        "prepared": {p: sha256_file(Path(p)) for p in prepared if Path(p).is_file() and not p.endswith("checks.json")},
         "jobs": jobs, "files": files,
     }
     (out / "unit.json").write_text(json.dumps(record, indent=1, default=str) + "\n")
@@ -244,7 +237,7 @@ def _code_differences(job: Mapping[str, Any]) -> list[str]:
         expected = checksum.split(":", 1)[-1]
         if not Path(path).is_file():
             problems.append(f"{path} is gone")
-        elif _sha256(Path(path)) != expected:
+        elif sha256_file(Path(path)) != expected:
             problems.append(f"{path} differs from the code the unit ran")
     return problems
 
@@ -279,8 +272,8 @@ def restore(run: Run, docs: str | Path = "docs/runs", cores: int = 1) -> tuple[l
         done = subprocess.run(run.command(needed, "--cores", str(cores), "--quiet", "all"), capture_output=True, text=True)
         if done.returncode != 0:
             raise SystemExit(f"preparing the data failed:\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
-    checksums = {p: _sha256(Path(p)) for p in prepared if Path(p).is_file()}
-    placed: dict[str, list[str]] = {}
+    checksums = {p: sha256_file(Path(p)) for p in prepared if Path(p).is_file()}
+    placed: set[str] = set()
     stamp = time.time()
     for name, record in records.items():
         wrong = [p for p, c in record.get("prepared", {}).items() if checksums.get(p) != c]
@@ -300,7 +293,7 @@ def restore(run: Run, docs: str | Path = "docs/runs", cores: int = 1) -> tuple[l
             path.write_text(json.dumps(job["record"]))
             # a job of this output killed here before is no longer incomplete: its output is back
             record_path(job["output"], ".snakemake/incomplete").unlink(missing_ok=True)
-            placed[job["output"]] = [name]
+            placed.add(job["output"])
             problems = _code_differences(job)
             if problems:
                 refused[job["output"]] = problems
@@ -313,7 +306,7 @@ def restore(run: Run, docs: str | Path = "docs/runs", cores: int = 1) -> tuple[l
         if output in placed:
             Path(output).unlink(missing_ok=True)
             record_path(output).unlink(missing_ok=True)
-    restored = sorted(set(placed) - set(refused))
+    restored = sorted(placed - set(refused))
     return restored, refused
 
 
